@@ -1,0 +1,186 @@
+"""`python -m rag ...`: the same operations as the app's pages, for scripts and people.
+
+Every failure a user can cause or fix prints one line `error: ...` (no traceback) and exits 1; the store is
+left as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import RagError
+from .settings import Settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m rag", description="Chat with your documents, from the shell. "
+                                     "Every RAG_* setting applies (see README).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("ingest", help="add files or folders to the store")
+    p.add_argument("paths", nargs="+", type=Path)
+    p.add_argument("--json", action="store_true", help="print outcomes as JSON")
+    p = sub.add_parser("docs", help="list the documents in the store")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("delete", help="remove a document and all its chunks")
+    p.add_argument("name")
+    for name, text in (("retrieve", "rank the candidates for a question (no LLM)"),
+                       ("ask", "answer a question from the documents, with sources")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("question")
+        p.add_argument("--no-rerank", action="store_true", help="keep the bi-encoder order")
+        p.add_argument("--candidates", type=int, help="candidates fetched (default RAG_CANDIDATES)")
+        p.add_argument("--keep", type=int, help="chunks kept (default RAG_KEEP)")
+        p.add_argument("--json", action="store_true")
+    sub.add_parser("doctor", help="check Ollama, the model, the encoders and the store; say how to fix problems")
+    sub.add_parser("repair", help="remove chunks left by an interrupted ingest")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except Exception as exc:  # pydantic's ValidationError, over several lines
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        return _fail(f"bad setting: {' '.join(lines[1:3]) if len(lines) > 1 else lines[0]}")
+    try:
+        if args.command == "doctor":
+            from .doctor import run_doctor
+
+            return run_doctor(settings, print)
+        return COMMANDS[args.command](args, settings)
+    except RagError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return _fail("interrupted")
+    except Exception as exc:  # a bug, not bad input: one line unless asked for the traceback
+        if os.environ.get("RAG_DEBUG"):
+            raise
+        return _fail(f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                     "(set RAG_DEBUG=1 for the traceback)")
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def _pipeline(settings: Settings):
+    from .pipeline import build_pipeline
+
+    return build_pipeline(settings)
+
+
+def cmd_ingest(args, settings: Settings) -> int:
+    from .library import expand_paths
+
+    files = expand_paths(args.paths)  # a missing path fails before anything loads
+    if not files:
+        raise RagError(f"no files to ingest in {', '.join(map(str, args.paths))}")
+    pipeline = _pipeline(settings)
+
+    def report(outcome):
+        if not args.json:
+            detail = outcome.reason if outcome.status == "rejected" else f"{outcome.chunks} chunks"
+            print(f"{outcome.status:<9} {outcome.name}: {detail}", flush=True)
+
+    outcomes = pipeline.library.ingest_paths(files, on_file=report)
+    if args.json:
+        print(json.dumps([o.to_dict() for o in outcomes], indent=2))
+    rejected = [o for o in outcomes if o.status == "rejected"]
+    if rejected:
+        print(f"error: {len(rejected)} of {len(outcomes)} files rejected; the others were ingested", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_docs(args, settings: Settings) -> int:
+    records = _pipeline(settings).library.documents()
+    if args.json:
+        print(json.dumps([r.__dict__ for r in records], indent=2))
+        return 0
+    if not records:
+        print("no documents yet: add some with `python -m rag ingest PATH`")
+    for r in records:
+        pages = f"{r.pages} pages" if r.pages else r.kind
+        print(f"{r.name}\t{r.chunks} chunks\t{pages}\t{r.size_bytes} bytes\t{r.added_at}")
+    return 0
+
+
+def cmd_delete(args, settings: Settings) -> int:
+    removed = _pipeline(settings).library.delete(args.name)
+    print(f"deleted {args.name}: {removed} chunks")
+    return 0
+
+
+def cmd_repair(args, settings: Settings) -> int:
+    removed = _pipeline(settings).library.repair()
+    print(f"removed {removed} stray chunks")
+    return 0
+
+
+def cmd_retrieve(args, settings: Settings) -> int:
+    ranking = _pipeline(settings).retrieve(args.question, rerank=not args.no_rerank, candidates=args.candidates,
+                                           keep=args.keep)
+    if args.json:
+        print(json.dumps(ranking.to_dict(), indent=2))
+        return 0
+    t = ranking.timings
+    print(f"bi-encoder {ranking.embedder}: {len(ranking.candidates)} candidates in {t.retrieve_ms} ms")
+    if ranking.reranked:
+        print(f"cross-encoder {ranking.reranker}: reranked in {t.rerank_ms} ms")
+    print(f"{'kept':>4} {'bi#':>4} {'bi score':>8} {'ce#':>4} {'ce score':>8} {'move':>5}  source")
+    for s in ranking.reranked_order:
+        move = "" if s.rank_move is None else f"{s.rank_move:+d}"
+        ce_rank = "" if s.ce_rank is None else s.ce_rank
+        ce_score = "" if s.ce_score is None else f"{s.ce_score:.4f}"
+        kept = f"[{s.number}]" if s.number else ""
+        print(f"{kept:>4} {s.bi_rank:>4} {s.bi_score:>8.4f} {ce_rank:>4} {ce_score:>8} {move:>5}  {s.location}: "
+              f"{_snippet(s.text)}")
+    return 0
+
+
+def cmd_ask(args, settings: Settings) -> int:
+    answer = _pipeline(settings).ask(args.question, rerank=not args.no_rerank, candidates=args.candidates,
+                                     keep=args.keep)
+    try:
+        if args.json:
+            answer.consume()
+        else:
+            for piece in answer.tokens:
+                print(piece, end="", flush=True)
+            print()
+    except RagError:
+        if not args.json:
+            print()
+        _print_sources(answer, args.json)
+        raise
+    _print_sources(answer, args.json)
+    return 0
+
+
+def _print_sources(answer, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(answer.to_dict(), indent=2))
+        return
+    if answer.rewritten:
+        print(f"(searched for: {answer.standalone_question})")
+    label = "Sources" if answer.outcome == "answered" else "Closest passages (not sent to the LLM)"
+    print(f"\n{label}:")
+    for s in answer.sources:
+        ce = f", cross-encoder {s.ce_score:.4f} (#{s.ce_rank})" if s.ce_score is not None else ""
+        print(f"  [{s.number}] {s.location} - bi-encoder {s.bi_score:.4f} (#{s.bi_rank}){ce}: {_snippet(s.text)}")
+
+
+def _snippet(text: str, width: int = 90) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+COMMANDS = {"ingest": cmd_ingest, "docs": cmd_docs, "delete": cmd_delete, "retrieve": cmd_retrieve,
+            "ask": cmd_ask, "repair": cmd_repair}

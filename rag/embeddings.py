@@ -1,0 +1,57 @@
+"""The bi-encoder adapter: a sentence-transformers model behind LangChain's `Embeddings` interface."""
+
+from __future__ import annotations
+
+import threading
+
+from langchain_core.embeddings import Embeddings
+
+from .errors import ModelLoadError
+from .models import describe_load_failure, quiet_model_loading, resolve_model
+from .settings import Settings
+
+
+class BiEncoder(Embeddings):
+    """Normalised sentence-transformers embeddings, so that cosine similarity is a dot product.
+
+    `name` is the model setting as given (recorded in the collection); `dimension` its output size.
+    """
+
+    def __init__(self, name: str, device: str = "cpu", batch_size: int = 32) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        quiet_model_loading()
+
+        self.name = name
+        self.batch_size = batch_size
+        source = resolve_model(name)
+        try:
+            self._model = SentenceTransformer(source, device=device)
+        except Exception as exc:  # hub errors, missing files and bad configs all surface differently
+            raise describe_load_failure("embedding model", name, "RAG_EMBEDDING_MODEL", exc) from exc
+        dimension = self._model.get_embedding_dimension()
+        if not dimension:
+            raise ModelLoadError(f"{name} is not a sentence-embedding model (no output dimension)")
+        self.dimension: int = int(dimension)
+        # torch modules are not documented as safe under concurrent forward passes from several threads.
+        self._lock = threading.Lock()
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self._model.max_seq_length)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        with self._lock:
+            vectors = self._model.encode(
+                list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
+            )
+        return vectors.tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+def load_bi_encoder(settings: Settings) -> BiEncoder:
+    return BiEncoder(settings.embedding_model, device=settings.device, batch_size=settings.embedding_batch_size)

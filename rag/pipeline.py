@@ -1,0 +1,191 @@
+"""Question in; ranked sources and a streamed answer out.
+
+    question --(rewrite if follow-up)--> bi-encoder top N from Chroma --cross-encoder--> top k
+             --LCEL chain: prompt with [1]..[k] | ChatOllama | text--> streamed answer, citations checked
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+from langchain_core.cross_encoders import BaseCrossEncoder
+from langchain_core.documents import Document
+from langchain_core.language_models import BaseChatModel
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+from langchain_core.runnables import RunnableLambda
+
+from .errors import NoDocuments, RagError
+from .library import Library
+from .llm import make_chat_model, translate_error
+from .prompt import CitationFilter, build_messages, build_rewrite_messages, clean_rewrite
+from .rerank import BI_RANK, BI_SCORE, CE_RANK, CE_SCORE, ScoreKeepingReranker
+from .results import Answer, Ranking, Source, Timings
+from .settings import Settings
+from .store import Store
+
+History = Sequence[tuple[str, str]]
+ChatModelFactory = Callable[..., BaseChatModel]
+
+
+def not_covered_message(best: float, threshold: float) -> str:
+    return (f"Your documents do not seem to cover this question: the best passage scored {best:.3f} with the "
+            f"cross-encoder, below the threshold of {threshold:g}. Rephrase it, add documents that cover it, "
+            "or lower the threshold.")
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 1)
+
+
+class Pipeline:
+    """The retrieve -> rerank -> answer pipeline over one store.
+
+    The cross-encoder is given as a zero-argument loader so that questions asked without reranking never load it.
+    `chat_model` builds the LLM client (ChatOllama by default); it receives the settings and keyword overrides.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        cross_encoder: Callable[[], BaseCrossEncoder] | BaseCrossEncoder | None,
+        chat_model: ChatModelFactory = make_chat_model,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.library = Library(store, settings)
+        self._cross_encoder = cross_encoder
+        self._chat_model = chat_model
+
+    @property
+    def reranker_name(self) -> str:
+        return getattr(self._cross_encoder, "name", None) or self.settings.reranker_model
+
+    def cross_encoder(self) -> BaseCrossEncoder:
+        if self._cross_encoder is None:
+            raise RagError("no cross-encoder is configured", fix="set RAG_RERANKER_MODEL, or ask without reranking")
+        if not isinstance(self._cross_encoder, BaseCrossEncoder):
+            self._cross_encoder = self._cross_encoder()
+        return self._cross_encoder
+
+    # -- retrieval
+    def retrieve(self, question: str, rerank: bool | None = None, candidates: int | None = None,
+                 keep: int | None = None) -> Ranking:
+        """Candidates by the bi-encoder, rescored by the cross-encoder when `rerank`; the best `keep` numbered."""
+        rerank = self.settings.rerank if rerank is None else rerank
+        candidates = candidates or self.settings.candidates
+        keep = keep or self.settings.keep
+        timings = Timings()
+        start = time.perf_counter()
+        committed = {(r.name, r.sha256) for r in self.store.list_records()}
+        if not committed:
+            raise NoDocuments("there are no documents in the store yet",
+                              fix="add some with `python -m rag ingest PATH` or on the Documents page")
+        hits = self.store.search(question, k=candidates)
+        # Chunks no record vouches for belong to an interrupted or superseded write.
+        hits = [(d, s) for d, s in hits if (d.metadata.get("source"), d.metadata.get("doc_sha")) in committed]
+        docs = [
+            Document(page_content=d.page_content, id=d.id, metadata={**d.metadata, BI_RANK: i, BI_SCORE: s})
+            for i, (d, s) in enumerate(hits, start=1)
+        ]
+        timings.retrieve_ms = _ms(start)
+        if rerank and docs:
+            start = time.perf_counter()
+            ranked = ScoreKeepingReranker(model=self.cross_encoder(), top_n=None).compress_documents(docs, question)
+            timings.rerank_ms = _ms(start)
+        else:
+            ranked = docs
+        numbers = {d.id: n for n, d in enumerate(ranked[:keep], start=1)}
+        by_id = {d.id: _to_source(d, numbers.get(d.id)) for d in ranked}
+        pool = [by_id[d.id] for d in docs]
+        kept = [by_id[d.id] for d in ranked[:keep]]
+        return Ranking(question=question, candidates=pool, kept=kept, reranked=bool(rerank and docs),
+                       reranker=self.reranker_name if rerank else None, embedder=self.store.embedder.name,
+                       timings=timings)
+
+    # -- answering
+    def rewrite(self, question: str, history: History) -> str:
+        """A standalone version of a follow-up question (the question itself when there is no history)."""
+        if not history or not self.settings.rewrite_followups:
+            return question
+        model = self._chat_model(self.settings, num_predict=64)
+        try:
+            reply = (model | StrOutputParser()).invoke(build_rewrite_messages(question, history))
+        except Exception as exc:
+            raise translate_error(exc, self.settings) from exc
+        return clean_rewrite(reply, question)
+
+    def answer_chain(self):
+        """The LCEL chain: {question, sources} -> messages -> ChatOllama -> text chunks."""
+        prompt = ChatPromptTemplate.from_messages([MessagesPlaceholder("messages")])
+        to_messages = RunnableLambda(lambda x: {"messages": build_messages(x["question"], x["sources"])})
+        return to_messages | prompt | self._chat_model(self.settings) | StrOutputParser()
+
+    def ask(self, question: str, history: History = (), rerank: bool | None = None,
+            candidates: int | None = None, keep: int | None = None) -> Answer:
+        """Retrieve now; return an Answer whose tokens stream from the LLM as they are read.
+
+        Errors of the LLM (unreachable, model missing, cut off) are raised as RagError while the tokens are read,
+        after `answer.sources` is already known, so that a caller can still show the sources.
+        """
+        question = question.strip()
+        if not question:
+            raise RagError("the question is empty")
+        timings_start = time.perf_counter()
+        standalone = self.rewrite(question, history)
+        rewrite_ms = _ms(timings_start) if standalone is not question else None
+        ranking = self.retrieve(standalone, rerank=rerank, candidates=candidates, keep=keep)
+        ranking.timings.rewrite_ms = rewrite_ms
+        best = ranking.best_rerank_score
+        threshold = self.settings.min_rerank_score
+        if ranking.reranked and threshold > 0 and best is not None and best < threshold:
+            answer = Answer(question, standalone, ranking, "not_covered", iter(()))
+            answer.tokens = self._fixed(answer, not_covered_message(best, threshold))
+            return answer
+        answer = Answer(question, standalone, ranking, "answered", iter(()))
+        answer.tokens = self._stream(answer)
+        return answer
+
+    def _fixed(self, answer: Answer, text: str) -> Iterator[str]:
+        answer.text = text
+        yield text
+
+    def _stream(self, answer: Answer) -> Iterator[str]:
+        sources = answer.ranking.kept
+        citations = CitationFilter(s.number for s in sources)
+        start = time.perf_counter()
+        raw = self.answer_chain().stream({"question": answer.standalone_question, "sources": sources})
+        try:
+            for piece in citations.filter(raw):
+                if answer.ranking.timings.first_token_ms is None:
+                    answer.ranking.timings.first_token_ms = _ms(start)
+                answer.text += piece
+                yield piece
+        except Exception as exc:
+            answer.cut_off = bool(answer.text)
+            raise translate_error(exc, self.settings) from exc
+        finally:
+            answer.citations, answer.dropped_citations = citations.cited, citations.dropped
+            answer.ranking.timings.answer_ms = _ms(start)
+
+
+def _to_source(doc: Document, number: int | None) -> Source:
+    m = doc.metadata
+    return Source(
+        chunk_id=str(doc.id), file=str(m.get("source", "?")), page=m.get("page"),
+        start_index=int(m.get("start_index", 0)), text=doc.page_content, bi_rank=int(m[BI_RANK]),
+        bi_score=round(float(m[BI_SCORE]), 6), ce_rank=m.get(CE_RANK),
+        ce_score=None if m.get(CE_SCORE) is None else round(float(m[CE_SCORE]), 6), number=number,
+    )
+
+
+def build_pipeline(settings: Settings | None = None) -> Pipeline:
+    """The pipeline with the real parts the settings name: bi-encoder, Chroma, cross-encoder (loaded on first use)."""
+    from .embeddings import load_bi_encoder
+    from .rerank import load_cross_encoder
+
+    settings = settings or Settings()
+    store = Store(settings, load_bi_encoder(settings))
+    return Pipeline(settings, store, lambda: load_cross_encoder(settings))

@@ -1,0 +1,82 @@
+"""The cross-encoder adapter and the LangChain document compressor that reranks with it.
+
+LangChain's own `CrossEncoderReranker` drops the scores; this compressor keeps, on each document's metadata,
+the bi-encoder rank and score it arrived with and the cross-encoder score and rank it leaves with.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from langchain_core.callbacks import Callbacks
+from langchain_core.cross_encoders import BaseCrossEncoder
+from langchain_core.documents import BaseDocumentCompressor, Document
+from pydantic import ConfigDict
+
+from .models import describe_load_failure, quiet_model_loading, resolve_model
+from .settings import Settings
+
+# Metadata keys the retriever and the compressor write, read by the pipeline.
+BI_RANK, BI_SCORE, CE_RANK, CE_SCORE = "bi_rank", "bi_score", "ce_rank", "ce_score"
+
+
+class SentenceTransformerCrossEncoder(BaseCrossEncoder):
+    """A sentence-transformers CrossEncoder; scores are sigmoid(logit), 0..1, higher is more relevant."""
+
+    def __init__(self, name: str, device: str = "cpu", batch_size: int = 32) -> None:
+        from sentence_transformers import CrossEncoder
+
+        quiet_model_loading()
+
+        self.name = name
+        self.batch_size = batch_size
+        try:
+            self._model = CrossEncoder(resolve_model(name), device=device)
+        except Exception as exc:  # hub errors, missing files and bad configs all surface differently
+            raise describe_load_failure("cross-encoder", name, "RAG_RERANKER_MODEL", exc) from exc
+        self._lock = threading.Lock()
+
+    def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
+        if not text_pairs:
+            return []
+        with self._lock:
+            scores = self._model.predict(
+                [list(p) for p in text_pairs], batch_size=self.batch_size, show_progress_bar=False
+            )
+        return [float(s) for s in scores]
+
+
+class ScoreKeepingReranker(BaseDocumentCompressor):
+    """Rescore documents with a cross-encoder; return them best first, scores and both ranks in metadata.
+
+    `top_n=None` returns every document (the Compare view needs the whole pool); otherwise the best `top_n`.
+    Documents are expected to carry `bi_rank`/`bi_score` from retrieval; missing ones are taken from input order.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model: BaseCrossEncoder
+    top_n: int | None = 3
+
+    def compress_documents(
+        self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
+    ) -> Sequence[Document]:
+        if not documents:
+            return []
+        scores = self.model.score([(query, d.page_content) for d in documents])
+        if len(scores) != len(documents):
+            raise ValueError(f"cross-encoder returned {len(scores)} scores for {len(documents)} documents")
+        # Ties keep the bi-encoder order (sorted is stable over the input order).
+        order = sorted(range(len(documents)), key=lambda i: -scores[i])
+        reranked = []
+        for new_rank, i in enumerate(order, start=1):
+            doc = documents[i]
+            metadata = {**doc.metadata, CE_SCORE: float(scores[i]), CE_RANK: new_rank}
+            metadata.setdefault(BI_RANK, i + 1)
+            reranked.append(Document(page_content=doc.page_content, metadata=metadata, id=doc.id))
+        return reranked if self.top_n is None else reranked[: self.top_n]
+
+
+def load_cross_encoder(settings: Settings) -> SentenceTransformerCrossEncoder:
+    return SentenceTransformerCrossEncoder(settings.reranker_model, device=settings.device)

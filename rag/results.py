@@ -1,0 +1,144 @@
+"""The small typed objects that cross from the pipeline to the UI and the CLI (no LangChain internals)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Source:
+    """One chunk as a candidate: where it comes from, its text, and how each ranker placed it.
+
+    Ranks are 1-based. `ce_rank`/`ce_score` are None when reranking was off.
+    `number` is the citation number [n] when the chunk was sent to the LLM, else None.
+    """
+
+    chunk_id: str
+    file: str
+    page: int | None
+    start_index: int
+    text: str
+    bi_rank: int
+    bi_score: float
+    ce_rank: int | None = None
+    ce_score: float | None = None
+    number: int | None = None
+
+    @property
+    def location(self) -> str:
+        return f"{self.file}, p. {self.page}" if self.page else self.file
+
+    @property
+    def rank_move(self) -> int | None:
+        """Places gained by reranking (positive = moved up)."""
+        return None if self.ce_rank is None else self.bi_rank - self.ce_rank
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Timings:
+    """Milliseconds per stage; None for a stage that did not run."""
+
+    rewrite_ms: float | None = None
+    retrieve_ms: float | None = None
+    rerank_ms: float | None = None
+    first_token_ms: float | None = None
+    answer_ms: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Ranking:
+    """The candidate pool of one question in both orders, and the chunks kept for the LLM."""
+
+    question: str
+    candidates: list[Source]
+    """All candidates, in bi-encoder order."""
+    kept: list[Source]
+    """The chunks sent to the LLM, numbered [1]..[k], in the order used (cross-encoder order when reranked)."""
+    reranked: bool
+    reranker: str | None
+    embedder: str
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def reranked_order(self) -> list[Source]:
+        """All candidates in cross-encoder order (bi-encoder order when reranking was off)."""
+        if not self.reranked:
+            return list(self.candidates)
+        return sorted(self.candidates, key=lambda s: s.ce_rank or 0)
+
+    @property
+    def best_rerank_score(self) -> float | None:
+        scores = [s.ce_score for s in self.candidates if s.ce_score is not None]
+        return max(scores) if scores else None
+
+    def to_dict(self) -> dict:
+        return {
+            "question": self.question,
+            "reranked": self.reranked,
+            "reranker": self.reranker,
+            "embedder": self.embedder,
+            "candidates": [s.to_dict() for s in self.candidates],
+            "kept": [s.to_dict() for s in self.kept],
+            "timings": self.timings.to_dict(),
+        }
+
+
+Outcome = Literal["answered", "not_covered"]
+
+
+@dataclass
+class Answer:
+    """An answer being streamed. Iterate `tokens` once; afterwards `text`, `citations` and timings are complete.
+
+    `question` is what the user asked; `standalone_question` what retrieval used (they differ for a rewritten
+    follow-up). `outcome` is "not_covered" when the documents scored too low to call the LLM.
+    """
+
+    question: str
+    standalone_question: str
+    ranking: Ranking
+    outcome: Outcome
+    tokens: Iterator[str]
+    text: str = ""
+    citations: list[int] = field(default_factory=list)
+    dropped_citations: list[int] = field(default_factory=list)
+    cut_off: bool = False
+
+    @property
+    def sources(self) -> list[Source]:
+        return self.ranking.kept
+
+    @property
+    def rewritten(self) -> bool:
+        return self.standalone_question != self.question
+
+    @property
+    def timings(self) -> Timings:
+        return self.ranking.timings
+
+    def consume(self) -> str:
+        """Read the whole stream (for callers that do not stream) and return the text."""
+        for _ in self.tokens:
+            pass
+        return self.text
+
+    def to_dict(self) -> dict:
+        return {
+            "question": self.question,
+            "standalone_question": self.standalone_question,
+            "outcome": self.outcome,
+            "answer": self.text,
+            "citations": self.citations,
+            "dropped_citations": self.dropped_citations,
+            "cut_off": self.cut_off,
+            "sources": [s.to_dict() for s in self.sources],
+            "ranking": self.ranking.to_dict(),
+        }

@@ -1,0 +1,88 @@
+"""The one typed settings object. Every knob of the pipeline lives here; read from `RAG_*` variables or a `.env` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Settings of the retrieve -> rerank -> answer pipeline. Each field is also the environment variable `RAG_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
+
+    # -- the store
+    chroma_path: Path = Field(
+        Path("store/chroma"),
+        description="Folder of the embedded Chroma store (used when no Chroma server is set).",
+    )
+    chroma_host: str | None = Field(
+        None, description="Host of a Chroma server (`chroma run`); when set, the embedded folder is not used."
+    )
+    chroma_port: int = Field(8000, description="Port of the Chroma server.")
+    collection: str = Field(
+        "documents",
+        pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,60}[a-zA-Z0-9]$",
+        description="Name of the Chroma collection that holds the chunks.",
+    )
+
+    # -- the models
+    embedding_model: str = Field(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        description="Bi-encoder (sentence-transformers): a model hub id or a local folder.",
+    )
+    reranker_model: str = Field(
+        "cross-encoder/ms-marco-MiniLM-L6-v2",
+        description="Cross-encoder (sentence-transformers) that rescores the candidates: a model hub id or a local folder.",
+    )
+    device: str = Field("cpu", description="Torch device for both encoders, e.g. `cpu` or `cuda`.")
+    embedding_batch_size: int = Field(32, ge=1, description="Chunks embedded per batch while ingesting.")
+
+    # -- the LLM
+    ollama_url: str = Field("http://127.0.0.1:11434", description="Base URL of the Ollama server.")
+    ollama_model: str = Field("llama3.2", description="Ollama model that writes the answers (must be pulled).")
+    num_ctx: int = Field(4096, ge=512, description="Context window, in tokens, asked of Ollama.")
+    num_predict: int = Field(512, ge=1, description="Most tokens an answer may have.")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature of the LLM.")
+    llm_timeout: float = Field(120.0, gt=0, description="Seconds to wait for Ollama before giving up on a request.")
+    rewrite_followups: bool = Field(
+        True, description="Rewrite a follow-up question into a standalone one (with the LLM) before retrieval."
+    )
+
+    # -- ingest
+    chunk_size: int = Field(1000, ge=100, description="Characters per chunk (recursive splitter).")
+    chunk_overlap: int = Field(150, ge=0, description="Characters shared by neighbouring chunks.")
+    max_file_mb: float = Field(50.0, gt=0, description="Largest file accepted for ingest, in megabytes.")
+
+    # -- retrieval and reranking
+    candidates: int = Field(20, ge=1, le=500, description="Candidates fetched by the bi-encoder for reranking.")
+    keep: int = Field(3, ge=1, le=20, description="Chunks kept after reranking and sent to the LLM.")
+    rerank: bool = Field(True, description="Rescore the candidates with the cross-encoder (can be switched off per question).")
+    min_rerank_score: float = Field(
+        0.01,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "If the best cross-encoder score (0..1, sigmoid) is below this, the documents are taken not to cover "
+            "the question and the LLM is not called. 0 turns the check off."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _check_overlap(self) -> "Settings":
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("chunk_overlap must be smaller than chunk_size")
+        return self
+
+    @property
+    def uses_chroma_server(self) -> bool:
+        return bool(self.chroma_host)
+
+    @property
+    def store_location(self) -> str:
+        """Where the chunks live, for messages."""
+        if self.uses_chroma_server:
+            return f"chroma server {self.chroma_host}:{self.chroma_port}"
+        return f"chroma folder {self.chroma_path}"

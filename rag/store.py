@@ -1,0 +1,279 @@
+"""The Chroma adapter: the only place that builds a Chroma client (embedded folder or server).
+
+The chunk collection records which embedding model and dimension built it and refuses another. Beside it, a small
+registry collection holds one record per document; a document counts as present only once its record is written
+(the commit point of an ingest), so chunks without a matching record are leftovers of an interrupted write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from langchain_core.documents import Document
+
+from .embeddings import BiEncoder
+from .errors import EmbedderMismatch, StoreBusy, StoreUnavailable
+from .settings import Settings
+
+SCHEMA_VERSION = 1
+WRITE_BATCH = 256
+_REGISTRY_VECTOR = [1.0]  # registry records are looked up by id and metadata only; Chroma still wants a vector
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """What the store knows of one document."""
+
+    name: str
+    sha256: str
+    kind: str
+    pages: int | None
+    chunks: int
+    size_bytes: int
+    added_at: str
+
+    def to_metadata(self) -> dict[str, Any]:
+        meta = {k: v for k, v in self.__dict__.items() if v is not None}
+        return meta
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any]) -> "DocumentRecord":
+        return cls(
+            name=str(meta["name"]), sha256=str(meta["sha256"]), kind=str(meta.get("kind", "")),
+            pages=meta.get("pages"), chunks=int(meta.get("chunks", 0)), size_bytes=int(meta.get("size_bytes", 0)),
+            added_at=str(meta.get("added_at", "")),
+        )
+
+
+def record_id(name: str) -> str:
+    import hashlib
+
+    return "doc-" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:40]
+
+
+class Store:
+    """Chunks and document records in Chroma, embedded with one fixed bi-encoder."""
+
+    def __init__(self, settings: Settings, embedder: BiEncoder) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self._lock = _FolderLock(settings.chroma_path) if not settings.uses_chroma_server else None
+        try:
+            with self.translate_errors():
+                self._client = _make_client(settings)
+                self._chunks = self._client.get_or_create_collection(
+                    settings.collection,
+                    metadata=self.provenance(),
+                    configuration={"hnsw": {"space": "cosine"}},
+                    embedding_function=None,
+                )
+                self._registry = self._client.get_or_create_collection(
+                    f"{settings.collection}-registry", embedding_function=None
+                )
+            self._check_provenance(self._chunks.metadata or {})
+        except BaseException:
+            self.close()
+            raise
+        from langchain_chroma import Chroma
+
+        self.vectorstore = Chroma(
+            client=self._client, collection_name=settings.collection, embedding_function=embedder,
+            create_collection_if_not_exists=False,
+        )
+
+    # -- provenance
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "embedding_model": self.embedder.name,
+            "embedding_dimension": self.embedder.dimension,
+            "rag_schema": SCHEMA_VERSION,
+        }
+
+    def _check_provenance(self, meta: dict[str, Any]) -> None:
+        model, dim = meta.get("embedding_model"), meta.get("embedding_dimension")
+        if model == self.embedder.name and dim == self.embedder.dimension:
+            return
+        built_with = f"{model} ({dim} dimensions)" if model else "an unknown embedder"
+        raise EmbedderMismatch(
+            f"collection '{self.settings.collection}' in the {self.settings.store_location} was built with "
+            f"{built_with}, but the configured embedder is {self.embedder.name} ({self.embedder.dimension} dimensions)",
+            fix=f"set RAG_EMBEDDING_MODEL={model} to use it, or run `python -m rag rebuild` to re-embed it"
+            if model else "use another RAG_COLLECTION, or delete this one",
+        )
+
+    # -- errors
+    @contextlib.contextmanager
+    def translate_errors(self) -> Iterator[None]:
+        """Report an unreachable Chroma server as StoreUnavailable with the fix, not a client traceback."""
+        try:
+            yield
+        except (EmbedderMismatch, StoreUnavailable):
+            raise
+        except Exception as exc:
+            if self.settings.uses_chroma_server and _is_connection_error(exc):
+                raise StoreUnavailable(
+                    f"no Chroma server answers at {self.settings.chroma_host}:{self.settings.chroma_port}",
+                    fix="start it with `chroma run --path DIR --host 127.0.0.1 --port "
+                    f"{self.settings.chroma_port}`, or unset RAG_CHROMA_HOST to use a local folder",
+                ) from exc
+            raise
+
+    # -- chunks
+    def count_chunks(self) -> int:
+        with self.translate_errors():
+            return self._chunks.count()
+
+    def add_chunks(self, chunks: list[Document], vectors: list[list[float]],
+                   on_batch: Callable[[int, int], None] | None = None) -> None:
+        """Upsert chunks (ids are content hashes, so writing a chunk twice changes nothing)."""
+        with self.translate_errors():
+            for start in range(0, len(chunks), WRITE_BATCH):
+                batch = chunks[start : start + WRITE_BATCH]
+                self._chunks.upsert(
+                    ids=[c.id for c in batch],
+                    documents=[c.page_content for c in batch],
+                    metadatas=[c.metadata for c in batch],
+                    embeddings=vectors[start : start + WRITE_BATCH],
+                )
+                if on_batch:
+                    on_batch(min(start + WRITE_BATCH, len(chunks)), len(chunks))
+
+    def delete_chunks(self, where: dict[str, Any]) -> None:
+        with self.translate_errors():
+            self._chunks.delete(where=where)
+
+    def chunk_ids(self, where: dict[str, Any] | None = None) -> list[str]:
+        with self.translate_errors():
+            return list(self._chunks.get(where=where, include=[])["ids"])
+
+    def chunk_sources(self) -> list[tuple[str, str]]:
+        """(file name, document hash) of every chunk: for consistency checks and repair."""
+        with self.translate_errors():
+            metas = self._chunks.get(include=["metadatas"])["metadatas"] or []
+        return [(str(m.get("source")), str(m.get("doc_sha"))) for m in metas]
+
+    def get_chunks(self, where: dict[str, Any] | None = None) -> list[Document]:
+        with self.translate_errors():
+            got = self._chunks.get(where=where, include=["documents", "metadatas"])
+        return [
+            Document(page_content=text, metadata=meta or {}, id=cid)
+            for cid, text, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [])
+        ]
+
+    def search(self, query: str, k: int) -> list[tuple[Document, float]]:
+        """The k chunks nearest to the query by the bi-encoder, with cosine similarity (higher is closer)."""
+        with self.translate_errors():
+            hits = self.vectorstore.similarity_search_with_score(query, k=k)
+        # Chroma's cosine space returns a distance, 1 - cosine similarity.
+        return [(doc, 1.0 - float(distance)) for doc, distance in hits]
+
+    # -- the document registry
+    def get_record(self, name: str) -> DocumentRecord | None:
+        with self.translate_errors():
+            got = self._registry.get(ids=[record_id(name)], include=["metadatas"])
+        metas = got["metadatas"] or []
+        return DocumentRecord.from_metadata(metas[0]) if metas else None
+
+    def put_record(self, record: DocumentRecord) -> None:
+        with self.translate_errors():
+            self._registry.upsert(
+                ids=[record_id(record.name)], documents=[record.name], metadatas=[record.to_metadata()],
+                embeddings=[_REGISTRY_VECTOR],
+            )
+
+    def delete_record(self, name: str) -> None:
+        with self.translate_errors():
+            self._registry.delete(ids=[record_id(name)])
+
+    def list_records(self) -> list[DocumentRecord]:
+        with self.translate_errors():
+            metas = self._registry.get(include=["metadatas"])["metadatas"] or []
+        return sorted((DocumentRecord.from_metadata(m) for m in metas), key=lambda r: r.name.lower())
+
+    # -- lifecycle
+    def drop_all(self) -> None:
+        """Delete both collections (used by rebuild and by tests)."""
+        with self.translate_errors():
+            for name in (self.settings.collection, f"{self.settings.collection}-registry"):
+                with contextlib.suppress(Exception):
+                    self._client.delete_collection(name)
+
+    def close(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+
+def _make_client(settings: Settings):
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if settings.uses_chroma_server:
+        try:
+            return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
+        except Exception as exc:
+            raise StoreUnavailable(
+                f"no Chroma server answers at {settings.chroma_host}:{settings.chroma_port}",
+                fix=f"start it with `chroma run --path DIR --host 127.0.0.1 --port {settings.chroma_port}`, "
+                "or unset RAG_CHROMA_HOST to use a local folder",
+            ) from exc
+    settings.chroma_path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    import httpx
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (httpx.TransportError, ConnectionError)) or "Could not connect" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class _FolderLock:
+    """One process at a time per embedded Chroma folder: Chroma's embedded mode is not process-safe.
+
+    Within a process the lock is shared (counted), since Chroma shares one client per folder there too.
+    """
+
+    _held: dict[str, tuple[Any, int]] = {}
+    _guard = threading.Lock()
+
+    def __init__(self, folder: Path) -> None:
+        from filelock import FileLock, Timeout
+
+        folder.mkdir(parents=True, exist_ok=True)
+        self.key = str(folder.resolve())
+        with self._guard:
+            lock, count = self._held.get(self.key, (None, 0))
+            if lock is None:
+                lock = FileLock(os.path.join(self.key, ".rag-process.lock"))
+                try:
+                    lock.acquire(timeout=0)
+                except Timeout:
+                    raise StoreBusy(
+                        f"the store folder {folder} is in use by another process (the app or another command)",
+                        fix="stop that process first, or run a Chroma server (`chroma run`) and set RAG_CHROMA_HOST "
+                        "so that several processes can share the store",
+                    ) from None
+            self._held[self.key] = (lock, count + 1)
+
+    def release(self) -> None:
+        with self._guard:
+            lock, count = self._held.get(self.key, (None, 0))
+            if lock is None:
+                return
+            if count <= 1:
+                lock.release()
+                del self._held[self.key]
+            else:
+                self._held[self.key] = (lock, count - 1)
