@@ -19,7 +19,7 @@ from langchain_core.runnables import RunnableLambda
 from .errors import NoDocuments, RagError
 from .library import Library
 from .llm import make_chat_model, translate_error
-from .prompt import CitationFilter, build_messages, build_rewrite_messages, clean_rewrite
+from .prompt import CitationFilter, build_messages, build_rewrite_messages, standalone_question
 from .rerank import BI_RANK, BI_SCORE, CE_RANK, CE_SCORE, ScoreKeepingReranker
 from .results import Answer, Ranking, Source, Timings
 from .settings import Settings
@@ -115,7 +115,7 @@ class Pipeline:
             reply = (model | StrOutputParser()).invoke(build_rewrite_messages(question, history))
         except Exception as exc:
             raise translate_error(exc, self.settings) from exc
-        return clean_rewrite(reply, question)
+        return standalone_question(reply, question, history)
 
     def answer_chain(self):
         """The LCEL chain: {question, sources} -> messages -> ChatOllama -> text chunks."""

@@ -58,14 +58,31 @@ def build_rewrite_messages(question: str, history: Sequence[tuple[str, str]]) ->
     ]
 
 
-def clean_rewrite(raw: str, question: str) -> str:
-    """The first non-empty line of the model's reply, unquoted; the original question if that looks wrong."""
-    for line in raw.strip().splitlines():
-        line = re.sub(r"^(standalone question|question)\s*:\s*", "", line.strip(), flags=re.I).strip(" \"'`")
-        if line:
-            # A reply that rambles is worse for retrieval than the unrewritten follow-up.
-            return line if len(line) <= max(300, 3 * len(question)) else question
-    return question
+_STOPWORDS = frozenset(
+    "the and for are was were what when where which who whom whose why how does did can could would should will "
+    "this that these those there their them they its it's has have had not but with from into about than then "
+    "also just more most some any all his her our your you yes one".split()
+)
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) >= 3 and w not in _STOPWORDS}
+
+
+def standalone_question(reply: str, question: str, history: Sequence[tuple[str, str]]) -> str:
+    """The model's rewrite if it is plausible, else the last user question followed by the follow-up.
+
+    Plausible: one line, a question, no longer than the context could explain, and keeping at least one content
+    word of the follow-up (small models tend to answer the previous question instead of rewriting the new one).
+    The fallback still gives retrieval the conversation's subject, and the UI shows which was used.
+    """
+    line = next((ln.strip() for ln in reply.strip().splitlines() if ln.strip()), "")
+    line = re.sub(r"^(standalone question|rewritten question|question)\s*:\s*", "", line, flags=re.I).strip(" \"'`")
+    wanted = content_words(question)
+    if line.endswith("?") and len(line) <= 300 and (not wanted or wanted & content_words(line)):
+        return line
+    previous = next((text.strip() for role, text in reversed(history) if role == "user"), "")
+    return f"{previous} {question}".strip() if previous else question
 
 
 _CITATION = re.compile(r"\[(\s*\d{1,3}(?:\s*,\s*\d{1,3})*\s*)\]")
