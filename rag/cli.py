@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true")
     sub.add_parser("doctor", help="check Ollama, the model, the encoders and the store; say how to fix problems")
     sub.add_parser("repair", help="remove chunks left by an interrupted ingest")
+    p = sub.add_parser("settings", help="list every setting with its value and description")
+    p.add_argument("--markdown", action="store_true", help="as a markdown table, with defaults (for the README)")
     return parser
 
 
@@ -177,10 +179,23 @@ def _print_sources(answer, as_json: bool) -> None:
         print(f"  [{s.number}] {s.location} - bi-encoder {s.bi_score:.4f} (#{s.bi_rank}){ce}: {_snippet(s.text)}")
 
 
+def cmd_settings(args, settings: Settings) -> int:
+    if args.markdown:
+        print("| variable | default | description |\n|---|---|---|")
+    for name, field in Settings.model_fields.items():
+        if args.markdown:
+            default = "" if field.default is None else f"`{field.default}`"
+            print(f"| `RAG_{name.upper()}` | {default} | {field.description} |")
+        else:
+            print(f"RAG_{name.upper()}={getattr(settings, name)}  # {field.description}")
+    return 0
+
+
 def _snippet(text: str, width: int = 90) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 COMMANDS = {"ingest": cmd_ingest, "docs": cmd_docs, "delete": cmd_delete, "retrieve": cmd_retrieve,
-            "ask": cmd_ask, "repair": cmd_repair}
+            "ask": cmd_ask, "repair": cmd_repair,
+            "settings": cmd_settings}
