@@ -180,11 +180,11 @@ class Store:
         metas = got["metadatas"] or []
         return DocumentRecord.from_metadata(metas[0]) if metas else None
 
-    def put_record(self, record: DocumentRecord) -> None:
+    def put_records(self, records: list[DocumentRecord]) -> None:
         with self.translate_errors():
             self._registry.upsert(
-                ids=[record_id(record.name)], documents=[record.name], metadatas=[record.to_metadata()],
-                embeddings=[_REGISTRY_VECTOR],
+                ids=[record_id(r.name) for r in records], documents=[r.name for r in records],
+                metadatas=[r.to_metadata() for r in records], embeddings=[_REGISTRY_VECTOR] * len(records),
             )
 
     def delete_record(self, name: str) -> None:

@@ -115,3 +115,20 @@ def test_file_names_are_labels_never_paths(raw, clean):
 def test_long_names_are_shortened_keeping_the_extension():
     name = clean_name("x" * 300 + ".pdf")
     assert len(name) <= 200 and name.endswith(".pdf")
+
+
+def test_ingesting_many_files_in_batches_gives_the_same_store_as_one_by_one(library, store, tmp_path, bi_encoder):
+    files = [("policy.md", POLICY.encode()), ("bad.pdf", b"%PDF-1.4 broken"), ("moon.txt", b"The moon is rock."),
+             ("moon.txt", b"The moon is rock and dust.")]  # the same name twice: the later file wins
+    outcomes = library.ingest_many(files, batch_chunks=2)
+    assert [o.status for o in outcomes] == ["added", "rejected", "added", "replaced"]
+    other = Store(make_settings(tmp_path / "one-by-one"), bi_encoder)
+    try:
+        one = Library(other, other.settings)
+        for name, data in files:
+            one.ingest_bytes(name, data)
+        assert sorted(other.chunk_ids()) == sorted(store.chunk_ids())
+        assert [(r.name, r.sha256, r.chunks) for r in other.list_records()] == \
+            [(r.name, r.sha256, r.chunks) for r in store.list_records()]
+    finally:
+        other.close()
