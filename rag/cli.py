@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("question")
         p.add_argument("--no-rerank", action="store_true", help="keep the bi-encoder order")
+        p.add_argument("--hybrid", action=argparse.BooleanOptionalAction, default=None,
+                       help="fetch candidates with BM25 and the bi-encoder together (default RAG_HYBRID)")
         p.add_argument("--candidates", type=int, help="candidates fetched (default RAG_CANDIDATES)")
         p.add_argument("--keep", type=int, help="chunks kept (default RAG_KEEP)")
         p.add_argument("--json", action="store_true")
@@ -128,12 +130,13 @@ def cmd_repair(args, settings: Settings) -> int:
 
 def cmd_retrieve(args, settings: Settings) -> int:
     ranking = _pipeline(settings).retrieve(args.question, rerank=not args.no_rerank, candidates=args.candidates,
-                                           keep=args.keep)
+                                           keep=args.keep, hybrid=args.hybrid)
     if args.json:
         print(json.dumps(ranking.to_dict(), indent=2))
         return 0
     t = ranking.timings
-    print(f"bi-encoder {ranking.embedder}: {len(ranking.candidates)} candidates in {t.retrieve_ms} ms")
+    first = f"bi-encoder {ranking.embedder}" + (" + BM25 (fused ranks)" if ranking.hybrid else "")
+    print(f"{first}: {len(ranking.candidates)} candidates in {t.retrieve_ms} ms")
     if ranking.reranked:
         print(f"cross-encoder {ranking.reranker}: reranked in {t.rerank_ms} ms")
     print(f"{'kept':>4} {'bi#':>4} {'bi score':>8} {'ce#':>4} {'ce score':>8} {'move':>5}  source")
@@ -149,7 +152,7 @@ def cmd_retrieve(args, settings: Settings) -> int:
 
 def cmd_ask(args, settings: Settings) -> int:
     answer = _pipeline(settings).ask(args.question, rerank=not args.no_rerank, candidates=args.candidates,
-                                     keep=args.keep)
+                                     keep=args.keep, hybrid=args.hybrid)
     try:
         if args.json:
             answer.consume()

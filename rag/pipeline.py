@@ -17,6 +17,7 @@ from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables import RunnableLambda
 
 from .errors import NoDocuments, RagError
+from .hybrid import KeywordIndex, fuse
 from .library import Library
 from .llm import make_chat_model, translate_error
 from .prompt import CitationFilter, build_messages, build_rewrite_messages, standalone_question
@@ -52,12 +53,14 @@ class Pipeline:
         store: Store,
         cross_encoder: Callable[[], BaseCrossEncoder] | BaseCrossEncoder | None,
         chat_model: ChatModelFactory = make_chat_model,
+        keyword_index: KeywordIndex | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.library = Library(store, settings)
         self._cross_encoder = cross_encoder
         self._chat_model = chat_model
+        self.keyword_index = keyword_index or KeywordIndex()
 
     @property
     def reranker_name(self) -> str:
@@ -72,19 +75,25 @@ class Pipeline:
 
     # -- retrieval
     def retrieve(self, question: str, rerank: bool | None = None, candidates: int | None = None,
-                 keep: int | None = None) -> Ranking:
-        """Candidates by the bi-encoder, rescored by the cross-encoder when `rerank`; the best `keep` numbered."""
+                 keep: int | None = None, hybrid: bool | None = None) -> Ranking:
+        """Candidates by the bi-encoder (with BM25 when `hybrid`), rescored by the cross-encoder when `rerank`;
+        the best `keep` numbered."""
         rerank = self.settings.rerank if rerank is None else rerank
+        hybrid = self.settings.hybrid if hybrid is None else hybrid
         candidates = candidates or self.settings.candidates
         keep = keep or self.settings.keep
         timings = Timings()
         start = time.perf_counter()
-        committed = {(r.name, r.sha256) for r in self.store.list_records()}
-        if not committed:
+        if not self.store.count_documents():
             raise NoDocuments("there are no documents in the store yet",
                               fix="add some with `python -m rag ingest PATH` or on the Documents page")
         hits = self.store.search(question, k=candidates)
+        if hybrid:
+            keyword = self.keyword_index.search(self.store, question, k=candidates)
+            hits = fuse([[d for d, _ in hits], keyword], k=candidates)
         # Chunks no record vouches for belong to an interrupted or superseded write.
+        names = sorted({str(d.metadata.get("source")) for d, _ in hits})
+        committed = {(r.name, r.sha256) for r in self.store.get_records(names)}
         hits = [(d, s) for d, s in hits if (d.metadata.get("source"), d.metadata.get("doc_sha")) in committed]
         docs = [
             Document(page_content=d.page_content, id=d.id, metadata={**d.metadata, BI_RANK: i, BI_SCORE: s})
@@ -103,7 +112,7 @@ class Pipeline:
         kept = [by_id[d.id] for d in ranked[:keep]]
         return Ranking(question=question, candidates=pool, kept=kept, reranked=bool(rerank and docs),
                        reranker=self.reranker_name if rerank else None, embedder=self.store.embedder.name,
-                       timings=timings)
+                       timings=timings, hybrid=hybrid)
 
     # -- answering
     def rewrite(self, question: str, history: History) -> str:
@@ -124,7 +133,7 @@ class Pipeline:
         return to_messages | prompt | self._chat_model(self.settings) | StrOutputParser()
 
     def ask(self, question: str, history: History = (), rerank: bool | None = None,
-            candidates: int | None = None, keep: int | None = None) -> Answer:
+            candidates: int | None = None, keep: int | None = None, hybrid: bool | None = None) -> Answer:
         """Retrieve now; return an Answer whose tokens stream from the LLM as they are read.
 
         Errors of the LLM (unreachable, model missing, cut off) are raised as RagError while the tokens are read,
@@ -136,7 +145,7 @@ class Pipeline:
         timings_start = time.perf_counter()
         standalone = self.rewrite(question, history)
         rewrite_ms = _ms(timings_start) if standalone is not question else None
-        ranking = self.retrieve(standalone, rerank=rerank, candidates=candidates, keep=keep)
+        ranking = self.retrieve(standalone, rerank=rerank, candidates=candidates, keep=keep, hybrid=hybrid)
         ranking.timings.rewrite_ms = rewrite_ms
         best = ranking.best_rerank_score
         threshold = self.settings.min_rerank_score

@@ -66,6 +66,8 @@ class Ranking:
     reranker: str | None
     embedder: str
     timings: Timings = field(default_factory=Timings)
+    hybrid: bool = False
+    """Candidates came from the bi-encoder and BM25 fused; `bi_score` is then the fused (RRF) score."""
 
     @property
     def reranked_order(self) -> list[Source]:
@@ -83,6 +85,7 @@ class Ranking:
         return {
             "question": self.question,
             "reranked": self.reranked,
+            "hybrid": self.hybrid,
             "reranker": self.reranker,
             "embedder": self.embedder,
             "candidates": [s.to_dict() for s in self.candidates],

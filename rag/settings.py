@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # -- retrieval and reranking
     candidates: int = Field(20, ge=1, le=500, description="Candidates fetched by the bi-encoder for reranking.")
     keep: int = Field(3, ge=1, le=20, description="Chunks kept after reranking and sent to the LLM.")
+    hybrid: bool = Field(
+        False, description="Fetch candidates by the bi-encoder and BM25 keyword search together (reciprocal-rank fusion)."
+    )
     rerank: bool = Field(True, description="Rescore the candidates with the cross-encoder (can be switched off per question).")
     min_rerank_score: float = Field(
         0.01,

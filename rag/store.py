@@ -180,6 +180,17 @@ class Store:
         metas = got["metadatas"] or []
         return DocumentRecord.from_metadata(metas[0]) if metas else None
 
+    def get_records(self, names: list[str]) -> list[DocumentRecord]:
+        if not names:
+            return []
+        with self.translate_errors():
+            metas = self._registry.get(ids=[record_id(n) for n in names], include=["metadatas"])["metadatas"] or []
+        return [DocumentRecord.from_metadata(m) for m in metas]
+
+    def count_documents(self) -> int:
+        with self.translate_errors():
+            return self._registry.count()
+
     def put_records(self, records: list[DocumentRecord]) -> None:
         with self.translate_errors():
             self._registry.upsert(

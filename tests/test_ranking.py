@@ -58,3 +58,25 @@ def test_candidates_and_keep_bound_the_pool(stocked):
 def test_an_empty_store_says_to_add_documents(pipeline):
     with pytest.raises(NoDocuments, match="no documents"):
         pipeline.retrieve("anything")
+
+
+def test_hybrid_search_puts_an_exact_keyword_match_first(pipeline):
+    for i in range(30):
+        pipeline.library.ingest_bytes(f"note{i}.txt", f"Meeting note {i}: the team discussed the budget.".encode())
+    pipeline.library.ingest_bytes("codes.txt", b"Error code XK-4471 means the disk is full.")
+    question = "XK-4471"
+    dense = pipeline.retrieve(question, rerank=False, hybrid=False, candidates=5)
+    hybrid = pipeline.retrieve(question, rerank=False, hybrid=True, candidates=5)
+    assert hybrid.hybrid and hybrid.candidates[0].file == "codes.txt"
+    assert [s.bi_rank for s in hybrid.candidates] == list(range(1, len(hybrid.candidates) + 1))
+    # the fused score is a reciprocal-rank sum: at most 2 / (60 + 1)
+    assert 0 < hybrid.candidates[0].bi_score <= 2 / 61 + 1e-6
+    assert not dense.hybrid and 0 < dense.candidates[0].bi_score <= 1
+
+
+def test_bm25_index_follows_ingest_and_delete(pipeline):
+    pipeline.library.ingest_bytes("a.txt", b"zebra crossings are striped")
+    assert [d.metadata["source"] for d in pipeline.keyword_index.search(pipeline.store, "zebra", 5)] == ["a.txt"]
+    pipeline.library.delete("a.txt")
+    pipeline.library.ingest_bytes("b.txt", b"a zebra at the zoo")
+    assert [d.metadata["source"] for d in pipeline.keyword_index.search(pipeline.store, "zebra", 5)] == ["b.txt"]
