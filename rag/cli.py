@@ -40,6 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true")
     sub.add_parser("doctor", help="check Ollama, the model, the encoders and the store; say how to fix problems")
     sub.add_parser("repair", help="remove chunks left by an interrupted ingest")
+    p = sub.add_parser("eval", help="retrieval metrics per mode on a BEIR folder or a QA file")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--beir", type=Path, metavar="DIR", help="a dataset in BEIR layout")
+    source.add_argument("--qa", type=Path, metavar="QA.jsonl", help="questions with answer strings (needs --docs)")
+    p.add_argument("--docs", type=Path, metavar="DIR", help="the documents the QA file is about")
+    p.add_argument("--modes", default="dense,rerank,hybrid,hybrid-rerank", help="comma-separated modes")
+    p.add_argument("--level", choices=["doc", "chunk"], default="doc", help="score documents or chunks")
+    p.add_argument("--candidates", type=int, default=100, help="candidates fetched per question")
+    p.add_argument("--limit", type=int, help="evaluate only the first N questions")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the full report as JSON")
+    p.add_argument("--index", type=Path, metavar="DIR", help="keep the index in DIR and reuse it next time")
     p = sub.add_parser("settings", help="list every setting with its value and description")
     p.add_argument("--markdown", action="store_true", help="as a markdown table, with defaults (for the README)")
     return parser
@@ -182,6 +193,33 @@ def _print_sources(answer, as_json: bool) -> None:
         print(f"  [{s.number}] {s.location} - bi-encoder {s.bi_score:.4f} (#{s.bi_rank}){ce}: {_snippet(s.text)}")
 
 
+def cmd_eval(args, settings: Settings) -> int:
+    from .evaluation import evaluate, load_beir, load_qa
+    from .pipeline import build_pipeline
+
+    if args.qa and not args.docs:
+        raise RagError("--qa needs --docs DIR, the documents the questions are about")
+    test = load_beir(args.beir) if args.beir else load_qa(args.qa, args.docs)
+    if args.limit:
+        test.questions = dict(list(test.questions.items())[: args.limit])
+    report = evaluate(test, settings, build_pipeline, modes=[m.strip() for m in args.modes.split(",") if m.strip()],
+                      level=args.level, candidates=args.candidates, progress=_progress_bar, index_dir=args.index)
+    print(f"{report.test_set}: {report.documents} documents, {report.chunks} chunks, {report.questions} questions; "
+          f"{report.level} level, {report.candidates} candidates; indexed in {report.index_seconds} s")
+    print(f"bi-encoder {report.embedder}; cross-encoder {report.reranker}")
+    print(report.table())
+    if args.json:
+        args.json.write_text(json.dumps(report.to_dict(), indent=1))
+    return 0
+
+
+def _progress_bar(total: int, label: str):
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=label, unit="", file=sys.stderr, leave=False, disable=not sys.stderr.isatty())
+    return lambda: bar.update(1)
+
+
 def cmd_settings(args, settings: Settings) -> int:
     if args.markdown:
         print("| variable | default | description |\n|---|---|---|")
@@ -201,4 +239,4 @@ def _snippet(text: str, width: int = 90) -> str:
 
 COMMANDS = {"ingest": cmd_ingest, "docs": cmd_docs, "delete": cmd_delete, "retrieve": cmd_retrieve,
             "ask": cmd_ask, "repair": cmd_repair,
-            "settings": cmd_settings}
+            "settings": cmd_settings, "eval": cmd_eval}
