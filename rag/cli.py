@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true")
     sub.add_parser("doctor", help="check Ollama, the model, the encoders and the store; say how to fix problems")
     sub.add_parser("repair", help="remove chunks left by an interrupted ingest")
+    sub.add_parser("rebuild", help="re-embed every chunk with the configured embedder (after changing it)")
     p = sub.add_parser("eval", help="retrieval metrics per mode on a BEIR folder or a QA file")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--beir", type=Path, metavar="DIR", help="a dataset in BEIR layout")
@@ -136,6 +137,16 @@ def cmd_delete(args, settings: Settings) -> int:
 def cmd_repair(args, settings: Settings) -> int:
     removed = _pipeline(settings).library.repair()
     print(f"removed {removed} stray chunks")
+    return 0
+
+
+def cmd_rebuild(args, settings: Settings) -> int:
+    from .embeddings import load_bi_encoder
+    from .store import rebuild
+
+    embedder = load_bi_encoder(settings)
+    count = rebuild(settings, embedder, on_batch=lambda done, total: print(f"  {done}/{total} chunks", flush=True))
+    print(f"rebuilt collection '{settings.collection}' with {settings.embedding_model}: {count} chunks")
     return 0
 
 
@@ -239,4 +250,5 @@ def _snippet(text: str, width: int = 90) -> str:
 
 COMMANDS = {"ingest": cmd_ingest, "docs": cmd_docs, "delete": cmd_delete, "retrieve": cmd_retrieve,
             "ask": cmd_ask, "repair": cmd_repair,
-            "settings": cmd_settings, "eval": cmd_eval}
+            "settings": cmd_settings, "eval": cmd_eval,
+            "rebuild": cmd_rebuild}

@@ -18,7 +18,7 @@ from typing import Any
 from langchain_core.documents import Document
 
 from .embeddings import BiEncoder
-from .errors import EmbedderMismatch, StoreBusy, StoreUnavailable
+from .errors import EmbedderMismatch, RagError, StoreBusy, StoreUnavailable
 from .settings import Settings
 
 SCHEMA_VERSION = 1
@@ -67,6 +67,7 @@ class Store:
         try:
             with self.translate_errors():
                 self._client = _make_client(settings)
+                _finish_interrupted_rebuild(self._client, settings.collection)
                 self._chunks = self._client.get_or_create_collection(
                     settings.collection,
                     metadata=self.provenance(),
@@ -219,6 +220,60 @@ class Store:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+
+REBUILDING = "rag_rebuild_in_progress"
+
+
+def rebuild(settings: Settings, embedder: BiEncoder, on_batch: Callable[[int, int], None] | None = None) -> int:
+    """Re-embed every chunk of the collection with `embedder` (after a change of embedding model).
+
+    The new vectors go into a side collection; the old collection is dropped and the new one takes its name only
+    once it is complete, so an interruption leaves the old index usable. Chunk ids and document records stay.
+    Returns the number of chunks re-embedded.
+    """
+    lock = _FolderLock(settings.chroma_path) if not settings.uses_chroma_server else None
+    try:
+        client = _make_client(settings)
+        _finish_interrupted_rebuild(client, settings.collection)
+        try:
+            old = client.get_collection(settings.collection, embedding_function=None)
+        except Exception as exc:
+            raise RagError(f"there is no collection '{settings.collection}' to rebuild") from exc
+        side = f"{settings.collection}-rebuild"
+        with contextlib.suppress(Exception):
+            client.delete_collection(side)
+        provenance = {"embedding_model": embedder.name, "embedding_dimension": embedder.dimension,
+                      "rag_schema": SCHEMA_VERSION}
+        new = client.create_collection(side, metadata={**provenance, REBUILDING: True},
+                                       configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
+        total, done = old.count(), 0
+        while done < total:
+            page = old.get(include=["documents", "metadatas"], limit=WRITE_BATCH, offset=done)
+            if not page["ids"]:
+                break
+            new.add(ids=page["ids"], documents=page["documents"], metadatas=page["metadatas"],
+                    embeddings=embedder.embed_documents(page["documents"] or []))
+            done += len(page["ids"])
+            if on_batch:
+                on_batch(done, total)
+        new.modify(metadata=provenance)
+        client.delete_collection(settings.collection)
+        new.modify(name=settings.collection)
+        return done
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _finish_interrupted_rebuild(client, name: str) -> None:
+    """If a rebuild was cut off between dropping the old collection and renaming the new one, finish it."""
+    names = {c.name if hasattr(c, "name") else str(c) for c in client.list_collections()}
+    side = f"{name}-rebuild"
+    if name not in names and side in names:
+        rebuilt = client.get_collection(side, embedding_function=None)
+        if not (rebuilt.metadata or {}).get(REBUILDING):
+            rebuilt.modify(name=name)
 
 
 def _make_client(settings: Settings):

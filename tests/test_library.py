@@ -132,3 +132,26 @@ def test_ingesting_many_files_in_batches_gives_the_same_store_as_one_by_one(libr
             [(r.name, r.sha256, r.chunks) for r in store.list_records()]
     finally:
         other.close()
+
+
+def test_rebuild_re_embeds_every_chunk_with_the_new_embedder(library, store, settings, tmp_path, bi_encoder):
+    import shutil
+
+    from rag.store import rebuild
+
+    library.ingest_bytes("policy.md", POLICY.encode())
+    ids_before, records_before = sorted(store.chunk_ids()), store.list_records()
+    store.close()
+    other_folder = tmp_path / "other-embedder"
+    shutil.copytree(settings.reranker_model, other_folder)  # a different real model, loaded as a bi-encoder
+    other = BiEncoder(str(other_folder))
+    other_settings = settings.model_copy(update={"embedding_model": str(other_folder)})
+    assert rebuild(other_settings, other) == len(ids_before)
+    rebuilt = Store(other_settings, other)
+    try:
+        assert sorted(rebuilt.chunk_ids()) == ids_before and rebuilt.list_records() == records_before
+        assert rebuilt.search("refund", k=1)[0][0].metadata["source"] == "policy.md"
+    finally:
+        rebuilt.close()
+    with pytest.raises(EmbedderMismatch, match=f"built with {other_folder}"):
+        Store(settings, bi_encoder)
