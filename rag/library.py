@@ -123,10 +123,16 @@ class Library:
                 settle(index, outcome)
             pending.clear()
 
+        seen: dict[str, str] = {}
         for index, (raw_name, data) in enumerate(files):
             name = clean_name(raw_name)
-            if any(p.name == name for _, p in pending):
-                flush()  # the same name twice: the earlier file must be in before the later one replaces it
+            sha256 = hashlib.sha256(data).hexdigest()
+            if name in seen:
+                # Two files of one batch under one name: which should win is the user's call, not ours.
+                settle(index, IngestOutcome(name, "unchanged", chunks=0) if seen[name] == sha256 else IngestOutcome(
+                    name, "rejected", reason="another file in this batch has the same name (rename one of them)"))
+                continue
+            seen[name] = sha256
             prepared = self._prepare(name, data)
             if isinstance(prepared, IngestOutcome):
                 settle(index, prepared)
@@ -150,7 +156,8 @@ class Library:
             previous = self.store.get_record(name)
             if previous is not None and previous.sha256 == sha256:
                 return IngestOutcome(name, "unchanged", chunks=previous.chunks)
-            loaded = load_document(data, name)
+            loaded = load_document(data, name, max_pages=self.settings.max_pages,
+                                   pdf_timeout=self.settings.pdf_timeout)
             chunks = split_document(loaded, name, sha256, self.settings)
             if not chunks:
                 raise RejectedDocument("no text in the file")
@@ -178,18 +185,24 @@ class Library:
         return outcomes
 
     def ingest_paths(
-        self, paths: Iterable[Path], on_file: Callable[[IngestOutcome], None] | None = None,
-        on_chunks: ChunkProgress | None = None,
+        self, paths: Iterable[Path], on_file: Callable[[IngestOutcome], None] | None = None
     ) -> list[IngestOutcome]:
-        """Ingest files and folders (recursively, hidden files skipped); one outcome per file."""
-        outcomes = []
-        for path in expand_paths(paths):
+        """Ingest files and folders (recursively, hidden files skipped); one outcome per file.
+
+        Files are read one at a time as the batch goes, so a large folder is never held in memory at once.
+        """
+        def read(path: Path) -> bytes | None:
             try:
-                data = path.read_bytes()
+                return path.read_bytes()
             except OSError as exc:
-                outcome = IngestOutcome(clean_name(path.name), "rejected", reason=f"cannot read it: {exc.strerror}")
-            else:
-                outcome = self.ingest_bytes(path.name, data, on_chunks)
+                unreadable[path.name] = exc.strerror or str(exc)
+                return None
+
+        unreadable: dict[str, str] = {}
+        files = ((p.name, data) for p in expand_paths(paths) if (data := read(p)) is not None)
+        outcomes = self.ingest_many(files, on_file=on_file)
+        for name, reason in unreadable.items():
+            outcome = IngestOutcome(clean_name(name), "rejected", reason=f"cannot read it: {reason}")
             outcomes.append(outcome)
             if on_file:
                 on_file(outcome)

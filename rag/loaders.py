@@ -58,13 +58,21 @@ class LoadedDocument:
         return len(self.pages) if self.kind == "pdf" else None
 
 
-def load_document(data: bytes, name: str) -> LoadedDocument:
-    """Turn a file's bytes into text with page marks, or raise RejectedDocument saying why not."""
+def load_document(
+    data: bytes, name: str, max_pages: int = 5000, pdf_timeout: float | None = 120.0
+) -> LoadedDocument:
+    """Turn a file's bytes into text with page marks, or raise RejectedDocument saying why not.
+
+    PDFs are parsed in a child process stopped after `pdf_timeout` seconds (None: in this process, no limit).
+    """
     if not data:
         raise RejectedDocument("empty file (0 bytes)")
     kind = detect_kind(data, name)
     if kind == "pdf":
-        pages = _load_pdf(data)
+        pages = _load_pdf_in_child(data, pdf_timeout) if pdf_timeout else _load_pdf(data)
+        if len(pages) > max_pages:
+            raise RejectedDocument(f"too many pages: {len(pages)}, the limit is {max_pages}",
+                                   fix="split the PDF, or raise RAG_MAX_PAGES")
     elif kind == "docx":
         pages = [Page(None, _load_docx(data))]
     elif kind == "html":
@@ -141,6 +149,30 @@ def _zip_kind(data: bytes) -> Kind:
     if any(n.startswith(("xl/", "ppt/")) for n in names):
         raise RejectedDocument("unsupported file type: a spreadsheet or presentation", fix="save it as PDF")
     raise RejectedDocument("unsupported file type: a ZIP archive, not a DOCX", fix="unpack it and add the files")
+
+
+def _load_pdf_in_child(data: bytes, timeout: float) -> list[Page]:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    try:
+        done = subprocess.run([sys.executable, "-m", "rag.pdf_worker"], input=data, capture_output=True,
+                              timeout=timeout, env=env, check=False)
+    except subprocess.TimeoutExpired:
+        raise RejectedDocument(f"reading the PDF took longer than {timeout:g} s (a damaged or hostile file?)",
+                               fix="re-save it with a PDF tool, or raise RAG_PDF_TIMEOUT") from None
+    try:
+        out = json.loads(done.stdout)
+    except ValueError:
+        reason = "out of memory" if done.returncode and b"MemoryError" in done.stderr else f"exit {done.returncode}"
+        raise RejectedDocument(f"the PDF reader failed on this file ({reason})") from None
+    if "error" in out:
+        raise RejectedDocument(out["error"], fix=out.get("fix"))
+    return [Page(number, text) for number, text in out["pages"]]
 
 
 def _load_pdf(data: bytes) -> list[Page]:

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     chunk_size: int = Field(1000, ge=100, description="Characters per chunk (recursive splitter).")
     chunk_overlap: int = Field(150, ge=0, description="Characters shared by neighbouring chunks.")
     max_file_mb: float = Field(50.0, gt=0, description="Largest file accepted for ingest, in megabytes.")
+    max_pages: int = Field(5000, ge=1, description="Most pages a PDF may have.")
+    pdf_timeout: float = Field(
+        120.0, gt=0, description="Seconds a PDF may take to read (it is parsed in a separate process) before it is refused."
+    )
 
     # -- retrieval and reranking
     candidates: int = Field(20, ge=1, le=500, description="Candidates fetched by the bi-encoder for reranking.")

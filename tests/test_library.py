@@ -119,9 +119,9 @@ def test_long_names_are_shortened_keeping_the_extension():
 
 def test_ingesting_many_files_in_batches_gives_the_same_store_as_one_by_one(library, store, tmp_path, bi_encoder):
     files = [("policy.md", POLICY.encode()), ("bad.pdf", b"%PDF-1.4 broken"), ("moon.txt", b"The moon is rock."),
-             ("moon.txt", b"The moon is rock and dust.")]  # the same name twice: the later file wins
+             ("sun.txt", b"The sun is a star.")]
     outcomes = library.ingest_many(files, batch_chunks=2)
-    assert [o.status for o in outcomes] == ["added", "rejected", "added", "replaced"]
+    assert [o.status for o in outcomes] == ["added", "rejected", "added", "added"]
     other = Store(make_settings(tmp_path / "one-by-one"), bi_encoder)
     try:
         one = Library(other, other.settings)
@@ -155,3 +155,11 @@ def test_rebuild_re_embeds_every_chunk_with_the_new_embedder(library, store, set
         rebuilt.close()
     with pytest.raises(EmbedderMismatch, match=f"built with {other_folder}"):
         Store(settings, bi_encoder)
+
+
+def test_two_files_of_one_batch_with_one_name_the_second_is_refused_unless_identical(library, store):
+    outcomes = library.ingest_many([("moon.txt", b"The moon is rock."), ("moon.txt", b"The moon is cheese."),
+                                    ("moon.txt", b"The moon is rock.")])
+    assert [o.status for o in outcomes] == ["added", "rejected", "unchanged"]
+    assert "same name" in outcomes[1].reason
+    assert [d.page_content for d in store.get_chunks()] == ["The moon is rock."]
