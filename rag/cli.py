@@ -227,8 +227,16 @@ def cmd_eval(args, settings: Settings) -> int:
 def _progress_bar(total: int, label: str):
     from tqdm import tqdm
 
-    bar = tqdm(total=total, desc=label, unit="", file=sys.stderr, leave=False, disable=not sys.stderr.isatty())
-    return lambda: bar.update(1)
+    if sys.stderr.isatty():
+        bar = tqdm(total=total, desc=label, unit="", file=sys.stderr, leave=False)
+        return lambda: bar.update(1)
+    done = [0]
+
+    def step() -> None:  # without a terminal, a line every tenth
+        done[0] += 1
+        if done[0] == total or done[0] % max(1, total // 10) == 0:
+            print(f"{label}: {done[0]}/{total}", file=sys.stderr, flush=True)
+    return step
 
 
 def cmd_settings(args, settings: Settings) -> int:

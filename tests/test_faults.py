@@ -1,0 +1,81 @@
+"""Faults: Ollama dying mid-answer and coming back, a second process on the store, broken model folders."""
+
+import subprocess
+import sys
+
+import pytest
+
+from ollama_standin.testing import free_port, start_standin, stop_standin
+from rag.errors import LLMError, StoreBusy
+from rag.pipeline import Pipeline
+from rag.store import Store
+from tests.conftest import RERANKER, cli_env, make_settings, run_cli
+from tests.samples import POLICY
+
+
+def test_ollama_killed_mid_answer_marks_it_cut_off_and_recovers_when_back(tmp_path, store, cross_encoder):
+    port = free_port()
+    url, server = start_standin(port)
+    try:
+        settings = make_settings(tmp_path, url, num_predict=400)
+        pipeline = Pipeline(settings, store, cross_encoder)
+        pipeline.library.ingest_bytes("policy.md", POLICY.encode())
+        answer = pipeline.ask("Describe every policy in the documents in detail, section by section.")
+        tokens = iter(answer.tokens)
+        first = next(tokens)
+        server.kill()  # a crash, not a graceful shutdown (which would let the answer finish)
+        server.wait()
+        with pytest.raises(LLMError, match="broke off|not reachable"):
+            for _ in tokens:
+                pass
+        assert answer.cut_off and answer.text.startswith(first)
+        assert answer.sources, "the sources stay known after the failure"
+        url, server = start_standin(port)  # the same address: no restart of the pipeline
+        again = pipeline.ask("How long does a refund take?")
+        assert again.consume().strip() and not again.cut_off
+    finally:
+        stop_standin(server)
+
+
+def test_a_second_process_on_the_same_store_folder_is_refused_with_the_reason(tmp_path, store, settings):
+    result = run_cli("docs", env=cli_env(settings))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "in use by another process" in result.stderr and "RAG_CHROMA_HOST" in result.stderr
+    store.close()
+    assert run_cli("docs", env=cli_env(settings)).returncode == 0
+
+
+def test_a_second_store_in_the_same_process_shares_the_folder(settings, store, bi_encoder):
+    other = Store(settings, bi_encoder)
+    other.close()
+    store.list_records()  # the first one still works
+
+
+def test_a_store_locked_by_a_live_process_is_refused(tmp_path, bi_encoder):
+    settings = make_settings(tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from filelock import FileLock; from pathlib import Path; "
+        f"p = Path({str(settings.chroma_path)!r}); p.mkdir(parents=True, exist_ok=True); "
+        "l = FileLock(str(p / '.rag-process.lock')); l.acquire(); print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(StoreBusy, match="in use by another process"):
+            Store(settings, bi_encoder)
+    finally:
+        holder.kill()
+        holder.wait()
+    Store(settings, bi_encoder).close()  # free again once the other process is gone
+
+
+def test_doctor_names_a_corrupt_model_folder_and_the_fix(tmp_path, settings):
+    import shutil
+
+    broken = tmp_path / "broken-reranker"
+    shutil.copytree(RERANKER, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    result = run_cli("doctor", env=cli_env(settings, RAG_RERANKER_MODEL=str(broken)))
+    line = next(ln for ln in result.stdout.splitlines() if " reranker:" in ln)
+    assert result.returncode == 1 and line.startswith("problem")
+    assert f"{broken} is incomplete or corrupt" in line and "RAG_RERANKER_MODEL" in line
