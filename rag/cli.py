@@ -99,6 +99,9 @@ def cmd_ingest(args, settings: Settings) -> int:
     if not files:
         raise RagError(f"no files to ingest in {', '.join(map(str, args.paths))}")
     pipeline = _pipeline(settings)
+    repaired = pipeline.library.repair()
+    if repaired:
+        print(f"removed {repaired} chunks left by an interrupted ingest", file=sys.stderr)
 
     def report(outcome):
         if not args.json:

@@ -105,11 +105,12 @@ class Library:
         return self._commit([prepared], on_chunks)[0]
 
     def ingest_many(self, files: Iterable[tuple[str, bytes]], on_file: Callable[[IngestOutcome], None] | None = None,
-                    batch_chunks: int = 512) -> list[IngestOutcome]:
+                    batch_chunks: int | None = None) -> list[IngestOutcome]:
         """Add many files, embedding their chunks together in batches (much faster for many small files).
 
         Each document is still committed by its own record, so an interruption leaves every one fully in or out.
         """
+        batch_chunks = batch_chunks or self.settings.ingest_batch_chunks
         outcomes: dict[int, IngestOutcome] = {}
         pending: list[tuple[int, _Prepared]] = []
 

@@ -38,7 +38,10 @@ class Settings(BaseSettings):
         description="Cross-encoder (sentence-transformers) that rescores the candidates: a model hub id or a local folder.",
     )
     device: str = Field("cpu", description="Torch device for both encoders, e.g. `cpu` or `cuda`.")
-    embedding_batch_size: int = Field(32, ge=1, description="Chunks embedded per batch while ingesting.")
+    embedding_batch_size: int = Field(32, ge=1, description="Chunks per forward pass of the bi-encoder.")
+    ingest_batch_chunks: int = Field(
+        512, ge=1, description="Chunks embedded and written together when adding many files; each file still commits alone."
+    )
 
     # -- the LLM
     ollama_url: str = Field("http://127.0.0.1:11434", description="Base URL of the Ollama server.")
