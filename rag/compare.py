@@ -1,14 +1,14 @@
 """The same candidate pool answered two ways: from the bi-encoder's top k and from the cross-encoder's top k.
 
 The Compare page (and anyone else) ranks a question once with `Pipeline.retrieve(rerank=True)`, then builds one
-view of the pool per side with `bi_encoder_side` / `cross_encoder_side`, and answers each with `answer_from`.
+view of the pool per side with `bi_encoder_side` / `cross_encoder_side`, and answers each with
+`Pipeline.answer_from`.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from .pipeline import Pipeline, not_covered_message
 from .results import Answer, Ranking, Timings
 
 
@@ -33,20 +33,3 @@ def bi_encoder_side(ranking: Ranking, keep: int | None = None) -> Ranking:
 def cross_encoder_side(ranking: Ranking) -> Ranking:
     """The ranking as reranked, with timings of its own (so that two answers do not overwrite each other's)."""
     return replace(ranking, timings=_fresh_timings(ranking))
-
-
-def answer_from(pipeline: Pipeline, ranking: Ranking) -> Answer:
-    """An Answer whose tokens stream from the LLM given exactly `ranking.kept` as the numbered passages.
-
-    As with `Pipeline.ask`: when the pool's best cross-encoder score is below `min_rerank_score`, the LLM is not
-    called and the outcome is "not_covered". LLM errors are raised as RagError while the tokens are read.
-    """
-    threshold = pipeline.settings.min_rerank_score
-    best = ranking.best_rerank_score
-    if threshold > 0 and best is not None and best < threshold:
-        answer = Answer(ranking.question, ranking.question, ranking, "not_covered", iter(()))
-        answer.tokens = pipeline._fixed(answer, not_covered_message(best, threshold))
-        return answer
-    answer = Answer(ranking.question, ranking.question, ranking, "answered", iter(()))
-    answer.tokens = pipeline._stream(answer)
-    return answer

@@ -31,7 +31,7 @@ from .store import DocumentRecord, Store
 Status = Literal["added", "unchanged", "replaced", "rejected"]
 MAX_NAME = 200
 
-# (done, total) chunks written for the file being ingested
+# (done, total) chunks embedded for the file being ingested
 ChunkProgress = Callable[[int, int], None]
 
 
@@ -59,6 +59,20 @@ def clean_name(raw: str) -> str:
         keep = suffix if dot and len(suffix) <= 10 else ""
         base = base[: MAX_NAME - len(keep) - 2] + "…" + ("." + keep if keep else "")
     return base
+
+
+def duplicate_in_batch(seen: dict[str, str], name: str, data: bytes) -> IngestOutcome | None:
+    """The outcome for a second file of one batch under an already used name, else None (and `name` is noted).
+
+    Which of two different files should win is the user's call, not ours: the later one is refused.
+    """
+    sha256 = hashlib.sha256(data).hexdigest()
+    if name not in seen:
+        seen[name] = sha256
+        return None
+    if seen[name] == sha256:
+        return IngestOutcome(name, "unchanged")
+    return IngestOutcome(name, "rejected", reason="another file in this batch has the same name (rename one of them)")
 
 
 def split_document(loaded: LoadedDocument, name: str, sha256: str, settings: Settings) -> list[Document]:
@@ -127,13 +141,9 @@ class Library:
         seen: dict[str, str] = {}
         for index, (raw_name, data) in enumerate(files):
             name = clean_name(raw_name)
-            sha256 = hashlib.sha256(data).hexdigest()
-            if name in seen:
-                # Two files of one batch under one name: which should win is the user's call, not ours.
-                settle(index, IngestOutcome(name, "unchanged", chunks=0) if seen[name] == sha256 else IngestOutcome(
-                    name, "rejected", reason="another file in this batch has the same name (rename one of them)"))
+            if duplicate := duplicate_in_batch(seen, name, data):
+                settle(index, duplicate)
                 continue
-            seen[name] = sha256
             prepared = self._prepare(name, data)
             if isinstance(prepared, IngestOutcome):
                 settle(index, prepared)
@@ -175,8 +185,13 @@ class Library:
         if not prepared:
             return []
         chunks = [c for p in prepared for c in p.chunks]
-        vectors = self.store.embedder.embed_documents([c.page_content for c in chunks])
-        self.store.add_chunks(chunks, vectors, on_chunks)
+        vectors: list[list[float]] = []
+        step = self.settings.embedding_batch_size * 4  # progress a few times a second, not per forward pass
+        for start in range(0, len(chunks), step):
+            vectors += self.store.embedder.embed_documents([c.page_content for c in chunks[start : start + step]])
+            if on_chunks:
+                on_chunks(len(vectors), len(chunks))
+        self.store.add_chunks(chunks, vectors)
         self.store.put_records([p.record for p in prepared])
         outcomes = []
         for p in prepared:

@@ -147,13 +147,21 @@ class Pipeline:
         rewrite_ms = _ms(timings_start) if standalone is not question else None
         ranking = self.retrieve(standalone, rerank=rerank, candidates=candidates, keep=keep, hybrid=hybrid)
         ranking.timings.rewrite_ms = rewrite_ms
-        best = ranking.best_rerank_score
-        threshold = self.settings.min_rerank_score
-        if ranking.reranked and threshold > 0 and best is not None and best < threshold:
-            answer = Answer(question, standalone, ranking, "not_covered", iter(()))
+        return self.answer_from(ranking, question=question)
+
+    def answer_from(self, ranking: Ranking, question: str | None = None) -> Answer:
+        """An Answer from exactly `ranking.kept`, numbered [1]..[k] (Compare answers each side's ranking with it).
+
+        When the pool's best cross-encoder score is below `min_rerank_score`, the LLM is not called and the outcome
+        is "not_covered". LLM errors are raised as RagError while the tokens are read.
+        """
+        question = question or ranking.question
+        best, threshold = ranking.best_rerank_score, self.settings.min_rerank_score
+        if threshold > 0 and best is not None and best < threshold:
+            answer = Answer(question, ranking.question, ranking, "not_covered", iter(()))
             answer.tokens = self._fixed(answer, not_covered_message(best, threshold))
             return answer
-        answer = Answer(question, standalone, ranking, "answered", iter(()))
+        answer = Answer(question, ranking.question, ranking, "answered", iter(()))
         answer.tokens = self._stream(answer)
         return answer
 

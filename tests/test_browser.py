@@ -1,0 +1,192 @@
+"""The app in a real Chromium: `streamlit run app.py` as a subprocess on a temporary store, the stand-in LLM and the
+shared cross-encoder; upload, ask, see the cited sources, switch reranking off, compare.
+
+Screenshots of the three pages go to the test's temporary folder; with UPDATE_SCREENSHOTS=1 also to
+docs/screenshots/ (chat.png, documents.png, compare.png).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ollama_standin.testing import free_port
+from tests.conftest import DATA, REPO, cli_env, make_settings
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+SAMPLES = ["retrieval-and-reranking.md", "evaluating-rag.pdf", "glossary.html"]
+# The stand-in's SmolLM2-135M rarely cites unless asked to; asked like this (temperature 0) it cites [1] and [2].
+QUESTION = "What does a cross-encoder read? Answer with the passage number in brackets, like [1]."
+# Streamlit's scrolling main area (a page with a chat input has another one).
+MAIN = "document.querySelector('[data-testid=stMain], [data-testid=stAppScrollToBottomContainer]')"
+# The height of everything on the page: the end of the main block, plus the chat input's bar if there is one.
+SCROLL_HEIGHT = (f"{MAIN}.scrollTop"
+                 " + document.querySelector('[data-testid=stMainBlockContainer]').getBoundingClientRect().bottom"
+                 " + (document.querySelector('[data-testid=stBottom]')?.offsetHeight ?? 0)")
+AT_BOTTOM = f"(m => m.scrollTop + m.clientHeight >= m.scrollHeight - 2)({MAIN})"
+WAIT_MS = 240_000  # the first question loads the cross-encoder, and the LLM shares 2 cores with everything else
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory, ollama_url) -> Iterator[str]:
+    """The app served by `streamlit run` on a free loopback port, with a fresh store."""
+    folder = tmp_path_factory.mktemp("browser")
+    env = cli_env(make_settings(folder, ollama_url), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    port = free_port()
+    log = open(folder / "streamlit.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true", "--server.address=127.0.0.1",
+         f"--server.port={port}", "--browser.gatherUsageStats=false",
+         "--server.fileWatcherType=none"],  # the app does not reload itself while the test drives it
+        cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"streamlit did not start; see {folder / 'streamlit.log'}") from None
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (scripts/run-tests.sh does it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def screenshot(tmp_path):
+    targets = [tmp_path]
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        targets.append(REPO / "docs" / "screenshots")
+
+    def take(page, name: str) -> None:
+        """The whole page: Streamlit scrolls inside its main area, so the viewport grows to fit it, then shrinks."""
+        size = page.viewport_size
+        page.mouse.move(0, 0)  # no hover toolbars in the picture
+        height = round(page.evaluate(SCROLL_HEIGHT))
+        page.set_viewport_size({"width": size["width"], "height": min(max(height, size["height"]), 3000)})
+        page.wait_for_timeout(800)  # let the layout settle at the new size
+        for folder in targets:
+            folder.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(folder / f"{name}.png"))
+        page.set_viewport_size(size)
+
+    return take
+
+
+def wait_until_idle(page) -> None:
+    """Until the app has finished its run (Streamlit shows a status widget while a script runs)."""
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=WAIT_MS)
+
+
+def test_upload_ask_see_cited_sources_switch_reranking_off_and_compare(app_url, browser, screenshot):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    expect.set_options(timeout=WAIT_MS)
+    elsewhere: list[str] = []  # a private, local app: the page asks nothing of any other host
+    page.on("request", lambda r: elsewhere.append(r.url) if r.url.startswith("http") and
+            not r.url.startswith(app_url) else None)
+
+    # Documents, opened by its URL: the first run of a fresh server starts on this page.
+    page.goto(f"{app_url}/documents")
+    expect(page.get_by_role("heading", name="Documents")).to_be_visible()
+    expect(page.get_by_text("No documents yet.")).to_be_visible()
+    wait_until_idle(page)
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files([str(DATA / n) for n in SAMPLES])
+    for name in SAMPLES:
+        expect(page.get_by_role("button", name=f"Remove {name}")).to_be_visible()
+    wait_until_idle(page)
+    page.get_by_role("button", name="Add to library").click()
+    for name in SAMPLES:
+        expect(page.get_by_text(f"added {name}")).to_be_visible()
+    table = page.get_by_test_id("stDataFrame")
+    expect(table).to_be_visible()
+    expect(page.get_by_test_id("stSidebar").get_by_text("3 documents")).to_be_visible()
+    wait_until_idle(page)
+    screenshot(page, "documents")
+
+    # Chat: the answer streams in, cites [n], and each citation links to its source below.
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Chat").click()
+    page.get_by_test_id("stChatInputTextArea").fill(QUESTION)
+    page.keyboard.press("Enter")
+    answer = page.get_by_test_id("stChatMessage").nth(1)
+    expect(answer.locator("[id='turn0-source-1']")).to_be_attached()
+    source = answer.get_by_text(re.compile(r"^\[1\] retrieval-and-reranking\.md$"))
+    expect(source).to_be_visible()
+    expect(answer.get_by_text("cross-encoder reranker-minilm-l6-sci").first).to_be_visible()
+    citation = answer.locator("a[href='#turn0-source-1']").first
+    expect(citation).to_be_visible()
+    expect(citation).to_have_text("[1]")
+    wait_until_idle(page)
+    screenshot(page, "chat")
+    page.set_viewport_size({"width": 1400, "height": 420})  # small enough that source [1] is out of view
+    page.wait_for_function(AT_BOTTOM, timeout=WAIT_MS)  # the chat keeps itself scrolled to its end
+    expect(source).not_to_be_in_viewport()
+    citation.click()
+    expect(source).to_be_in_viewport()
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    answer.get_by_text("Text of the chunk").first.click()
+    expect(answer.get_by_test_id("stText").first).to_be_visible()
+
+    # Reranking off: the next answer's sources come in bi-encoder order, without cross-encoder scores.
+    page.get_by_text("Rerank with cross-encoder").click()
+    page.get_by_test_id("stChatInputTextArea").fill("What port does Ollama use?")
+    page.keyboard.press("Enter")
+    second = page.get_by_test_id("stChatMessage").nth(3)
+    expect(second.locator("[id='turn1-source-3']")).to_be_attached()
+    scores = second.get_by_text("not reranked")
+    expect(scores).to_have_count(3)
+    assert [s.split("(#")[1].split(")")[0] for s in scores.all_inner_texts()] == ["1", "2", "3"]
+
+    # Compare: both orders of one pool, the moves between them, and the chart.
+    wait_until_idle(page)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Compare").click()
+    expect(page.get_by_role("heading", name="Compare rankings")).to_be_visible()
+    wait_until_idle(page)
+    page.get_by_label("Question").fill("What does a cross-encoder cost per candidate?")
+    page.get_by_label("Question").press("Enter")
+    expect(page.get_by_role("heading", name="Bi-encoder order")).to_be_visible()
+    expect(page.get_by_role("heading", name="Cross-encoder order")).to_be_visible()
+    expect(page.get_by_test_id("stDataFrame")).to_have_count(2)
+    expect(page.get_by_test_id("stVegaLiteChart")).to_be_visible()
+    page.get_by_role("button", name="Generate both answers").click()
+    for side in ("bi-encoder", "cross-encoder"):
+        expect(page.get_by_text(f"Answer from the {side} top 3")).to_be_visible()
+    wait_until_idle(page)
+    expect(page.get_by_text(re.compile(r"^Sent: \[1\]"))).to_have_count(2)
+    screenshot(page, "compare")
+    assert elsewhere == []

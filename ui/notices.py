@@ -1,0 +1,33 @@
+"""Messages shared by the pages: a problem with its fix, and "no documents yet" with the way to add some."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from .text import escape
+
+DOCUMENTS_PAGE = "pages/documents.py"
+
+
+def problem(message: str, fix: str | None = None) -> None:
+    """An error a user can act on: what went wrong, then how to fix it (both shown as plain text)."""
+    st.error(escape(message) + (f"  \n**Fix:** {escape(fix)}" if fix else ""), icon=":material/error:")
+
+
+def no_documents(text: str = "There are no documents yet, so there is nothing to answer from.") -> None:
+    st.warning(text, icon=":material/folder_open:")
+    st.page_link(DOCUMENTS_PAGE, label="Add documents on the Documents page", icon=":material/upload_file:")
+
+
+def offer_rebuild(settings, bi_encoder) -> None:
+    """The store was built with another embedder: offer to re-embed every chunk with the configured one."""
+    from rag.store import rebuild
+
+    if st.button(f"Rebuild the index with {settings.embedding_model}", icon=":material/build:", type="primary",
+                 help="Re-embeds every chunk with the configured embedder; the documents and their chunks stay."):
+        with st.status("Rebuilding the index…", expanded=True) as status:
+            bar = st.progress(0.0)
+            count = rebuild(settings, bi_encoder(settings),
+                            on_batch=lambda done, total: bar.progress(done / total, text=f"{done} of {total} chunks"))
+            status.update(label=f"Rebuilt: {count} chunks re-embedded", state="complete")
+        st.button("Continue", icon=":material/arrow_forward:")

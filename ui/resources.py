@@ -1,0 +1,94 @@
+"""What loads once per process and is shared by every session: the encoders, the store, the LLM clients.
+
+`st.cache_resource` is process-global, so each cached function is keyed by the settings values that make its
+object what it is (two stores in one process, as in tests, do not collide), and each object is thread-safe:
+the encoders lock around their models, Chroma's client and the HTTP clients are safe across threads.
+A `Pipeline` itself is cheap and is built per session and run from these parts (`pipeline_for`).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+from langchain_core.language_models import BaseChatModel
+
+from rag.embeddings import BiEncoder, load_bi_encoder
+from rag.hybrid import KeywordIndex
+from rag.library import Library
+from rag.llm import OllamaStatus, check_ollama, make_chat_model
+from rag.pipeline import Pipeline
+from rag.rerank import SentenceTransformerCrossEncoder, load_cross_encoder
+from rag.settings import Settings
+from rag.store import Store
+
+StoreKey = tuple[str, str | None, int, str, str, str, int]
+
+
+@st.cache_resource(show_spinner="Loading the embedding model…", max_entries=4)
+def _bi_encoder(name: str, device: str, batch_size: int, _settings: Settings) -> BiEncoder:
+    return load_bi_encoder(_settings)
+
+
+@st.cache_resource(show_spinner="Loading the cross-encoder…", max_entries=4)
+def _cross_encoder(name: str, device: str, _settings: Settings) -> SentenceTransformerCrossEncoder:
+    return load_cross_encoder(_settings)
+
+
+@st.cache_resource(show_spinner="Opening the document store…", max_entries=8)
+def _store(key: StoreKey, _settings: Settings) -> Store:
+    opened = Store(_settings, bi_encoder(_settings))
+    Library(opened, _settings).repair()  # chunks an interrupted ingest left behind
+    return opened
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _keyword_index(key: StoreKey) -> KeywordIndex:
+    return KeywordIndex()  # built on first hybrid search, rebuilt when the store's documents change
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _chat_model(url: str, model: str, temperature: float, num_ctx: int, num_predict: int, timeout: float,
+                _settings: Settings) -> BaseChatModel:
+    return make_chat_model(_settings, model=model, num_predict=num_predict)
+
+
+@st.cache_data(ttl=10, show_spinner=False, max_entries=16)
+def _ollama_status(url: str, model: str, _settings: Settings) -> OllamaStatus:
+    return check_ollama(_settings, timeout=3.0)
+
+
+def bi_encoder(settings: Settings) -> BiEncoder:
+    return _bi_encoder(settings.embedding_model, settings.device, settings.embedding_batch_size, settings)
+
+
+def cross_encoder(settings: Settings) -> SentenceTransformerCrossEncoder:
+    return _cross_encoder(settings.reranker_model, settings.device, settings)
+
+
+def store_key(settings: Settings) -> StoreKey:
+    """Everything that decides which store, and which embedder writes it."""
+    folder = "" if settings.uses_chroma_server else str(settings.chroma_path.resolve())
+    return (folder, settings.chroma_host, settings.chroma_port, settings.collection, settings.embedding_model,
+            settings.device, settings.embedding_batch_size)
+
+
+def store(settings: Settings) -> Store:
+    """The process's store for these settings (opened once; raises RagError if it cannot be opened)."""
+    return _store(store_key(settings), settings)
+
+
+def chat_model(settings: Settings, model: str | None = None, num_predict: int | None = None) -> BaseChatModel:
+    """The Pipeline's chat-model factory, backed by one cached ChatOllama per distinct configuration."""
+    return _chat_model(settings.ollama_url, model or settings.ollama_model, settings.temperature, settings.num_ctx,
+                       num_predict or settings.num_predict, settings.llm_timeout, settings)
+
+
+def ollama_status(settings: Settings) -> OllamaStatus:
+    """Ollama's version and pulled models, checked at most every 10 seconds per URL and model."""
+    return _ollama_status(settings.ollama_url, settings.ollama_model, settings)
+
+
+def pipeline_for(settings: Settings) -> Pipeline:
+    """A pipeline for one session's settings over the shared store (and its shared BM25 index); the cross-encoder
+    loads on first rerank."""
+    return Pipeline(settings, store(settings), lambda: cross_encoder(settings), chat_model=chat_model,
+                    keyword_index=_keyword_index(store_key(settings)))
