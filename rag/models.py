@@ -46,15 +46,15 @@ def quiet_model_loading() -> None:
     hf_logging.set_verbosity_error()
 
 
-def describe_load_failure(kind: str, name: str, setting: str, exc: Exception) -> ModelLoadError:
+def describe_load_failure(kind: str, name: str, setting: str, exc: Exception, also: str = "") -> ModelLoadError:
     """Turn a loader's exception into a one-line error that says which model and how to fix it."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if Path(name).expanduser().is_dir():
         return ModelLoadError(
             f"{kind} folder {name} is incomplete or corrupt: {text[:200]}",
-            fix=f"replace the folder, or set {setting} to another model",
+            fix=f"replace the folder, or set {setting} to another model{also}",
         )
     return ModelLoadError(
         f"cannot load {kind} {name}: not in the local cache and the model hub is unreachable ({text[:160]})",
-        fix=f"download it once with internet, or set {setting} to a local model folder",
+        fix=f"download it once with internet, or set {setting} to a local model folder{also}",
     )

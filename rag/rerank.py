@@ -34,7 +34,8 @@ class SentenceTransformerCrossEncoder(BaseCrossEncoder):
         try:
             self._model = CrossEncoder(resolve_model(name), device=device)
         except Exception as exc:  # hub errors, missing files and bad configs all surface differently
-            raise describe_load_failure("cross-encoder", name, "RAG_RERANKER_MODEL", exc) from exc
+            raise describe_load_failure("cross-encoder", name, "RAG_RERANKER_MODEL", exc,
+                                        also="; meanwhile, ask with reranking off") from exc
         self._lock = threading.Lock()
 
     def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:

@@ -367,3 +367,11 @@ def test_a_store_built_with_another_embedder_offers_to_rebuild_it(monkeypatch, e
     at.button[0].click().run()  # Continue
     assert not at.error
     assert any("1 document" in m for m in texts(at.sidebar.markdown) + texts(at.sidebar.caption))
+
+
+def test_a_cross_encoder_that_cannot_load_is_a_message_with_the_fix(monkeypatch, stocked):
+    use_settings(monkeypatch, stocked.model_copy(update={"reranker_model": "cross-encoder/not-on-this-machine"}))
+    at = ask(start(), REFUND)
+    errors = [e.replace("\\", "") for e in texts(last_answer(at).error)]  # as shown, without markdown escapes
+    assert any("cannot load cross-encoder cross-encoder/not-on-this-machine" in e and "RAG_RERANKER_MODEL" in e
+               and "reranking off" in e for e in errors), errors
