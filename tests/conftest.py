@@ -125,6 +125,11 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
         "RAG_NUM_PREDICT": str(settings.num_predict), "RAG_CHUNK_SIZE": str(settings.chunk_size),
         "RAG_CHUNK_OVERLAP": str(settings.chunk_overlap), "PYTHONPATH": str(REPO),
     })
+    if settings.chroma_host:
+        env.update(RAG_CHROMA_HOST=settings.chroma_host, RAG_CHROMA_PORT=str(settings.chroma_port))
+    env["RAG_COLLECTION"] = settings.collection
+    for name in ("min_rerank_score", "ingest_batch_chunks", "embedding_batch_size", "max_file_mb"):
+        env[f"RAG_{name.upper()}"] = str(getattr(settings, name))
     env.update(extra)
     return env
 

@@ -53,6 +53,7 @@ def app_url(tmp_path_factory, ollama_url) -> Iterator[str]:
         cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
+    _LOGS[url] = folder / "streamlit.log"
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -72,6 +73,14 @@ def app_url(tmp_path_factory, ollama_url) -> Iterator[str]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+_LOGS: dict[str, Path] = {}
+
+
+def server_log(url: str) -> str:
+    """What the app server started by `app_url` has printed so far."""
+    return _LOGS[url].read_text(errors="replace")
 
 
 @pytest.fixture(scope="module")

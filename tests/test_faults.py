@@ -79,3 +79,35 @@ def test_doctor_names_a_corrupt_model_folder_and_the_fix(tmp_path, settings):
     line = next(ln for ln in result.stdout.splitlines() if " reranker:" in ln)
     assert result.returncode == 1 and line.startswith("problem")
     assert f"{broken} is incomplete or corrupt" in line and "RAG_RERANKER_MODEL" in line
+
+
+def test_the_app_survives_its_chroma_server_stopping_and_recovers_when_it_is_back(monkeypatch, tmp_path, ollama_url,
+                                                                                  bi_encoder):
+    from streamlit.testing.v1 import AppTest
+
+    from rag.library import Library
+    from tests.conftest import start_chroma_server
+    from tests.test_app import APP, TIMEOUT, texts, use_settings
+
+    port = free_port()
+    server = start_chroma_server(tmp_path / "server-data", port)
+    settings = make_settings(tmp_path, ollama_url, chroma_host="127.0.0.1", chroma_port=port, min_rerank_score=0.0)
+    try:
+        store = Store(settings, bi_encoder)
+        Library(store, settings).ingest_bytes("policy.md", POLICY.encode())
+        use_settings(monkeypatch, settings)
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+        at.run()
+        server.terminate()
+        server.wait(timeout=30)
+        at.chat_input[0].set_value("How long does a refund take?").run()
+        shown = " ".join(texts(at.error)).replace("\\", "")
+        assert not at.exception and f"no Chroma server answers at 127.0.0.1:{port}" in shown and "chroma run" in shown
+        server = start_chroma_server(tmp_path / "server-data", port)
+        at.run()  # the next interaction, with no restart of the app
+        at.chat_input[0].set_value("How long does a refund take?").run()
+        assert not at.exception and not at.error
+        assert "policy.md" in " ".join(texts(at.chat_message[-1].markdown))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -8,6 +8,8 @@ A `Pipeline` itself is cheap and is built per session and run from these parts (
 
 from __future__ import annotations
 
+import sys
+
 import streamlit as st
 from langchain_core.language_models import BaseChatModel
 
@@ -25,11 +27,13 @@ StoreKey = tuple[str, str | None, int, str, str, str, int]
 
 @st.cache_resource(show_spinner="Loading the embedding model…", max_entries=4)
 def _bi_encoder(name: str, device: str, batch_size: int, _settings: Settings) -> BiEncoder:
+    _note(f"loading the bi-encoder {name}")
     return load_bi_encoder(_settings)
 
 
 @st.cache_resource(show_spinner="Loading the cross-encoder…", max_entries=4)
 def _cross_encoder(name: str, device: str, _settings: Settings) -> SentenceTransformerCrossEncoder:
+    _note(f"loading the cross-encoder {name}")
     return load_cross_encoder(_settings)
 
 
@@ -54,6 +58,11 @@ def _chat_model(url: str, model: str, temperature: float, num_ctx: int, num_pred
 @st.cache_data(ttl=10, show_spinner=False, max_entries=16)
 def _ollama_status(url: str, model: str, _settings: Settings) -> OllamaStatus:
     return check_ollama(_settings, timeout=3.0)
+
+
+def _note(what: str) -> None:
+    # One line in the server's log per model load: how often models load is part of what the load test checks.
+    print(f"app: {what}", file=sys.stderr, flush=True)
 
 
 def bi_encoder(settings: Settings) -> BiEncoder:
