@@ -1,47 +1,39 @@
-"""Eight (or N) sessions of the app at once, each uploading a document and asking about it; prints latency and
-memory. Run: `.venv/bin/python bench/load.py [--sessions 8] [--reranker DIR]` (starts the stand-in LLM itself
-unless RAG_OLLAMA_URL answers). The figures are this machine's: rerun to get yours."""
+"""N browser sessions (default 8) at once against one app server, each uploading a document and asking about it.
+Prints upload and answer latency and the server's memory, idle and at its peak.
+
+Run: `.venv/bin/python bench/load.py [--sessions 8] [--reranker DIR]`. It starts the stand-in LLM, the app
+(`streamlit run`) on a temporary store, and Debian's Chromium; the figures are this machine's, rerun for yours.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+SUBJECTS = ["giraffe", "volcano", "violin", "glacier", "bakery", "lighthouse", "orchard", "telescope", "harbour",
+            "meadow", "bridge", "library", "canyon", "cathedral", "vineyard", "windmill"]
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of a process."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("VmRSS:", "VmHWM:")):
+            values[line.split(":")[0]] = int(line.split()[1]) / 1024
+    return values["VmRSS"], values["VmHWM"]
 
 
-def run_session(i: int, out: dict) -> None:
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=600)
-    at.run()
-    at.switch_page("pages/documents.py").run()
-    at.file_uploader[0].set_value([(f"session{i}.txt", f"The code word of session {i} is X-{i * 111}.".encode(),
-                                    "text/plain")])
-    start = time.perf_counter()
-    at.button[0].click().run()
-    upload = time.perf_counter() - start
-    at.switch_page("pages/chat.py").run()
-    start = time.perf_counter()
-    at.chat_input[0].set_value(f"What is the code word of session {i}?").run()
-    out[i] = {"upload_s": upload, "answer_s": time.perf_counter() - start, "errors": len(at.error) + len(at.exception)}
+def wait_idle(page) -> None:
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=600_000)
 
 
 def main() -> None:
@@ -49,37 +41,81 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--reranker", default=str(REPO.parent / "shared/models/reranker-minilm-l6-sci"))
     args = parser.parse_args()
-    from ollama_standin.testing import start_standin, stop_standin
+    from ollama_standin.testing import free_port, start_standin, stop_standin
+    from playwright.sync_api import expect, sync_playwright
 
-    server = None
-    if not os.environ.get("RAG_OLLAMA_URL"):
-        url, server = start_standin(stderr=open(os.devnull, "wb"))
-        os.environ.update(RAG_OLLAMA_URL=url, RAG_OLLAMA_MODEL="smollm2:135m")
-    folder = tempfile.mkdtemp(prefix="rag-load-")
-    os.environ.update(RAG_CHROMA_PATH=f"{folder}/chroma", RAG_RERANKER_MODEL=args.reranker, RAG_MIN_RERANK_SCORE="0")
-    os.chdir(folder)
+    folder = Path(tempfile.mkdtemp(prefix="rag-load-"))
+    url, llm = start_standin(stderr=subprocess.DEVNULL)
+    port = free_port()
+    env = {**os.environ, "RAG_CHROMA_PATH": str(folder / "chroma"), "RAG_RERANKER_MODEL": args.reranker,
+           "RAG_OLLAMA_URL": url, "RAG_OLLAMA_MODEL": "smollm2:135m", "HF_HUB_OFFLINE": "1"}
+    app = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true",
+                            "--server.address=127.0.0.1", f"--server.port={port}", "--browser.gatherUsageStats=false",
+                            "--server.fileWatcherType=none"], cwd=REPO, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
     try:
-        before = rss_mb()
-        results: dict[int, dict] = {}
-        threads = [threading.Thread(target=run_session, args=(i, results)) for i in range(args.sessions)]
-        start = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - start
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        answers = sorted(r["answer_s"] for r in results.values())
-        uploads = sorted(r["upload_s"] for r in results.values())
-        print(f"sessions: {args.sessions}, all finished: {len(results) == args.sessions}, "
-              f"errors: {sum(r['errors'] for r in results.values())}, wall time: {wall:.1f} s")
-        print(f"upload+ingest s: p50 {statistics.median(uploads):.1f}, max {uploads[-1]:.1f}")
-        print(f"answer s (question to full answer, LLM requests served one at a time): "
-              f"p50 {statistics.median(answers):.1f}, max {answers[-1]:.1f}")
-        print(f"app process memory: before {before:.0f} MB (interpreter and libraries), peak {peak:.0f} MB")
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(f"{base}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.2)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+            expect.set_options(timeout=600_000)
+            pages = [browser.new_page() for _ in range(args.sessions)]
+            for page in pages:
+                page.goto(f"{base}/documents")
+            for page in pages:
+                wait_idle(page)
+            idle = memory_mb(app.pid)[0]
+            upload_start, upload_s = {}, {}
+            for i, page in enumerate(pages):
+                subject = SUBJECTS[i % len(SUBJECTS)]
+                doc = folder / f"session{i}.txt"
+                doc.write_text(f"Notes on the {subject}: it is inspected every week by the {subject} team {i}.")
+                page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(doc))
+                expect(page.get_by_role("button", name=f"Remove session{i}.txt")).to_be_visible()
+                upload_start[i] = time.perf_counter()
+                page.get_by_role("button", name="Add to library").click()
+            for i, page in enumerate(pages):
+                expect(page.get_by_text(f"added session{i}.txt")).to_be_visible()
+                upload_s[i] = time.perf_counter() - upload_start[i]
+                wait_idle(page)
+                page.get_by_test_id("stSidebarNav").get_by_role("link", name="Chat").click()
+            for page in pages:
+                expect(page.get_by_test_id("stChatInputTextArea")).to_be_visible()
+                wait_idle(page)
+            asked, answer_s, errors = {}, {}, 0
+            for i, page in enumerate(pages):
+                page.get_by_test_id("stChatInputTextArea").fill(f"How often is the {SUBJECTS[i % 16]} inspected?")
+                page.keyboard.press("Enter")
+                asked[i] = time.perf_counter()
+            # Poll all sessions together so that each answer's time is taken when it completes.
+            pending = set(range(args.sessions))
+            while pending:
+                for i in list(pending):
+                    if pages[i].locator("[id='turn0-source-1']").count() and pages[i].evaluate(
+                            "!document.querySelector('[data-testid=\"stStatusWidget\"]')"):
+                        answer_s[i] = time.perf_counter() - asked[i]
+                        errors += pages[i].locator("[data-testid='stAlertContentError']").count()
+                        pending.discard(i)
+                time.sleep(0.1)
+            current, peak = memory_mb(app.pid)
+            browser.close()
+        ups, ans = sorted(upload_s.values()), sorted(answer_s.values())
+        print(f"sessions at once: {args.sessions}; errors shown: {errors}")
+        print(f"upload to 'added' (s): p50 {statistics.median(ups):.1f}, max {ups[-1]:.1f}")
+        print(f"question to complete answer (s): p50 {statistics.median(ans):.1f}, max {ans[-1]:.1f} "
+              "(the stand-in LLM serves one request at a time)")
+        print(f"app server memory (MB): idle with {args.sessions} sessions open {idle:.0f}, "
+              f"after answering {current:.0f}, peak {peak:.0f}")
     finally:
-        if server:
-            stop_standin(server)
+        app.terminate()
+        app.wait()
+        stop_standin(llm)
 
 
 if __name__ == "__main__":
