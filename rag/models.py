@@ -32,7 +32,33 @@ def resolve_model(name: str) -> str:
             return str(packaged)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise ModelLoadError(f"model folder {name} does not exist", fix="point the setting at a model folder")
-    return name
+    return _cached_or_reachable(name)
+
+
+def _cached_or_reachable(repo_id: str) -> str:
+    """A hub id: its local cache folder if it is downloaded; else the id, once the hub answers.
+
+    Without this, an offline machine spends about a minute in the hub client's retries before failing.
+    """
+    import os
+    import socket
+
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(repo_id, local_files_only=True)
+    except Exception:  # not in the cache (the exception type varies across huggingface_hub versions)
+        pass
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("://")[-1].split("/")[0]
+    host, _, port = endpoint.partition(":")
+    try:
+        if offline:
+            raise OSError("HF_HUB_OFFLINE is set")
+        socket.create_connection((host, int(port or 443)), timeout=3).close()
+    except OSError as exc:  # the adapters turn this into a ModelLoadError naming the setting
+        raise OSError(f"{host} is unreachable: {exc}") from exc
+    return repo_id
 
 
 def quiet_model_loading() -> None:
