@@ -90,11 +90,7 @@ class Store:
 
     # -- provenance
     def provenance(self) -> dict[str, Any]:
-        return {
-            "embedding_model": self.embedder.name,
-            "embedding_dimension": self.embedder.dimension,
-            "rag_schema": SCHEMA_VERSION,
-        }
+        return provenance_of(self.embedder)
 
     def _check_provenance(self, meta: dict[str, Any]) -> None:
         model, dim = meta.get("embedding_model"), meta.get("embedding_dimension")
@@ -118,11 +114,7 @@ class Store:
             raise
         except Exception as exc:
             if self.settings.uses_chroma_server and _is_connection_error(exc):
-                raise StoreUnavailable(
-                    f"no Chroma server answers at {self.settings.chroma_host}:{self.settings.chroma_port}",
-                    fix="start it with `chroma run --path DIR --host 127.0.0.1 --port "
-                    f"{self.settings.chroma_port}`, or unset RAG_CHROMA_HOST to use a local folder",
-                ) from exc
+                raise server_unreachable(self.settings) from exc
             raise
 
     # -- chunks
@@ -130,8 +122,7 @@ class Store:
         with self.translate_errors():
             return self._chunks.count()
 
-    def add_chunks(self, chunks: list[Document], vectors: list[list[float]],
-                   on_batch: Callable[[int, int], None] | None = None) -> None:
+    def add_chunks(self, chunks: list[Document], vectors: list[list[float]]) -> None:
         """Upsert chunks (ids are content hashes, so writing a chunk twice changes nothing)."""
         with self.translate_errors():
             for start in range(0, len(chunks), WRITE_BATCH):
@@ -142,8 +133,6 @@ class Store:
                     metadatas=[c.metadata for c in batch],
                     embeddings=vectors[start : start + WRITE_BATCH],
                 )
-                if on_batch:
-                    on_batch(min(start + WRITE_BATCH, len(chunks)), len(chunks))
 
     def delete_chunks(self, where: dict[str, Any]) -> None:
         with self.translate_errors():
@@ -176,10 +165,8 @@ class Store:
 
     # -- the document registry
     def get_record(self, name: str) -> DocumentRecord | None:
-        with self.translate_errors():
-            got = self._registry.get(ids=[record_id(name)], include=["metadatas"])
-        metas = got["metadatas"] or []
-        return DocumentRecord.from_metadata(metas[0]) if metas else None
+        found = self.get_records([name])
+        return found[0] if found else None
 
     def get_records(self, names: list[str]) -> list[DocumentRecord]:
         if not names:
@@ -225,6 +212,19 @@ class Store:
 REBUILDING = "rag_rebuild_in_progress"
 
 
+def provenance_of(embedder: BiEncoder) -> dict[str, Any]:
+    """What a chunk collection records about the embedder that built it."""
+    return {"embedding_model": embedder.name, "embedding_dimension": embedder.dimension, "rag_schema": SCHEMA_VERSION}
+
+
+def server_unreachable(settings: Settings) -> StoreUnavailable:
+    return StoreUnavailable(
+        f"no Chroma server answers at {settings.chroma_host}:{settings.chroma_port}",
+        fix=f"start it with `chroma run --path DIR --host 127.0.0.1 --port {settings.chroma_port}`, "
+        "or unset RAG_CHROMA_HOST to use a local folder",
+    )
+
+
 def rebuild(settings: Settings, embedder: BiEncoder, on_batch: Callable[[int, int], None] | None = None) -> int:
     """Re-embed every chunk of the collection with `embedder` (after a change of embedding model).
 
@@ -243,8 +243,7 @@ def rebuild(settings: Settings, embedder: BiEncoder, on_batch: Callable[[int, in
         side = f"{settings.collection}-rebuild"
         with contextlib.suppress(Exception):
             client.delete_collection(side)
-        provenance = {"embedding_model": embedder.name, "embedding_dimension": embedder.dimension,
-                      "rag_schema": SCHEMA_VERSION}
+        provenance = provenance_of(embedder)
         new = client.create_collection(side, metadata={**provenance, REBUILDING: True},
                                        configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
         total, done = old.count(), 0
@@ -285,11 +284,7 @@ def _make_client(settings: Settings):
         try:
             return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
         except Exception as exc:
-            raise StoreUnavailable(
-                f"no Chroma server answers at {settings.chroma_host}:{settings.chroma_port}",
-                fix=f"start it with `chroma run --path DIR --host 127.0.0.1 --port {settings.chroma_port}`, "
-                "or unset RAG_CHROMA_HOST to use a local folder",
-            ) from exc
+            raise server_unreachable(settings) from exc
     settings.chroma_path.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
 
