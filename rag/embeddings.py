@@ -7,7 +7,7 @@ import threading
 from langchain_core.embeddings import Embeddings
 
 from .errors import ModelLoadError
-from .models import describe_load_failure, quiet_model_loading, resolve_model
+from .models import describe_load_failure, quiet_model_loading, resolve_model, torch_dtype
 from .settings import Settings
 
 
@@ -17,7 +17,7 @@ class BiEncoder(Embeddings):
     `name` is the model setting as given (recorded in the collection); `dimension` its output size.
     """
 
-    def __init__(self, name: str, device: str = "cpu", batch_size: int = 32) -> None:
+    def __init__(self, name: str, device: str = "cpu", batch_size: int = 32, precision: str = "float32") -> None:
         from sentence_transformers import SentenceTransformer
 
         quiet_model_loading()
@@ -26,7 +26,8 @@ class BiEncoder(Embeddings):
         self.batch_size = batch_size
         source = resolve_model(name)
         try:
-            self._model = SentenceTransformer(source, device=device)
+            self.dtype = torch_dtype(precision, device)
+            self._model = SentenceTransformer(source, device=device, model_kwargs={"dtype": self.dtype})
         except Exception as exc:  # hub errors, missing files and bad configs all surface differently
             raise describe_load_failure("embedding model", name, "RAG_EMBEDDING_MODEL", exc) from exc
         dimension = self._model.get_embedding_dimension()
@@ -44,14 +45,16 @@ class BiEncoder(Embeddings):
         if not texts:
             return []
         with self._lock:
-            vectors = self._model.encode(
-                list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
-            )
-        return vectors.tolist()
+            vectors = self._model.encode(list(texts), batch_size=self.batch_size, convert_to_tensor=True,
+                                         show_progress_bar=False)
+        # Normalised in float32 whatever the model's precision, so that every vector has length 1.
+        vectors = vectors.float()
+        return (vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)).tolist()
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]
 
 
 def load_bi_encoder(settings: Settings) -> BiEncoder:
-    return BiEncoder(settings.embedding_model, device=settings.device, batch_size=settings.embedding_batch_size)
+    return BiEncoder(settings.embedding_model, device=settings.device, batch_size=settings.embedding_batch_size,
+                     precision=settings.embedding_precision)

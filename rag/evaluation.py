@@ -204,7 +204,10 @@ def _rank_all(test, pipeline, modes, level, candidates, chunks, progress) -> lis
     if "hybrid" in modes or "hybrid-rerank" in modes:
         stages.append((True, "hybrid-rerank" in modes))
     step = progress(len(test.questions) * len(stages), "ranking") if progress else (lambda: None)
+    # A chunk in both the dense and the hybrid pool is scored once (rerank time of the second pool is then lower).
+    remembered = pipeline.remember_scores()
     for qid, question in test.questions.items():
+        remembered.forget()
         relevant = relevant_for(test, qid, level, chunks)
         for hybrid, rerank in stages:
             ranking: Ranking = pipeline.retrieve(question, rerank=rerank, candidates=candidates, keep=3,

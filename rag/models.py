@@ -84,3 +84,18 @@ def describe_load_failure(kind: str, name: str, setting: str, exc: Exception, al
         f"cannot load {kind} {name}: not in the local cache and the model hub is unreachable ({text[:160]})",
         fix=f"download it once with internet, or set {setting} to a local model folder{also}",
     )
+
+
+def torch_dtype(precision: str, device: str):
+    """The torch dtype for a precision setting; `auto` is bfloat16 only where the CPU computes it natively.
+
+    On a CPU without bf16 instructions bfloat16 is emulated and slower than float32, hence the check.
+    """
+    import torch
+
+    if precision == "float32":
+        return torch.float32
+    if precision == "bfloat16":
+        return torch.bfloat16
+    native = device == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return torch.bfloat16 if native else torch.float32

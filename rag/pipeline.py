@@ -21,7 +21,7 @@ from .hybrid import KeywordIndex, fuse
 from .library import Library
 from .llm import make_chat_model, translate_error
 from .prompt import CitationFilter, build_messages, build_rewrite_messages, standalone_question
-from .rerank import BI_RANK, BI_SCORE, CE_RANK, CE_SCORE, ScoreKeepingReranker
+from .rerank import BI_RANK, BI_SCORE, CE_RANK, CE_SCORE, RememberingCrossEncoder, ScoreKeepingReranker
 from .results import Answer, Ranking, Source, Timings
 from .settings import Settings
 from .store import Store
@@ -67,11 +67,15 @@ class Pipeline:
         return getattr(self._cross_encoder, "name", None) or self.settings.reranker_model
 
     def cross_encoder(self) -> BaseCrossEncoder:
-        if self._cross_encoder is None:
-            raise RagError("no cross-encoder is configured", fix="set RAG_RERANKER_MODEL, or ask without reranking")
-        if not isinstance(self._cross_encoder, BaseCrossEncoder):
-            self._cross_encoder = self._cross_encoder()
+        self._cross_encoder = _loaded(self._cross_encoder)
         return self._cross_encoder
+
+    def remember_scores(self) -> RememberingCrossEncoder:
+        """From now on score each (question, chunk) pair once, until the returned object's `forget()`."""
+        source = self._cross_encoder
+        remembering = RememberingCrossEncoder(lambda: _loaded(source))
+        self._cross_encoder = remembering
+        return remembering
 
     # -- retrieval
     def retrieve(self, question: str, rerank: bool | None = None, candidates: int | None = None,
@@ -186,6 +190,12 @@ class Pipeline:
         finally:
             answer.citations, answer.dropped_citations = citations.cited, citations.dropped
             answer.ranking.timings.answer_ms = _ms(start)
+
+
+def _loaded(cross_encoder: Callable[[], BaseCrossEncoder] | BaseCrossEncoder | None) -> BaseCrossEncoder:
+    if cross_encoder is None:
+        raise RagError("no cross-encoder is configured", fix="set RAG_RERANKER_MODEL, or ask without reranking")
+    return cross_encoder if isinstance(cross_encoder, BaseCrossEncoder) else cross_encoder()
 
 
 def _to_source(doc: Document, number: int | None) -> Source:

@@ -7,14 +7,14 @@ the bi-encoder rank and score it arrived with and the cross-encoder score and ra
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict
 
-from .models import describe_load_failure, quiet_model_loading, resolve_model
+from .models import describe_load_failure, quiet_model_loading, resolve_model, torch_dtype
 from .settings import Settings
 
 # Metadata keys the retriever and the compressor write, read by the pipeline.
@@ -24,7 +24,7 @@ BI_RANK, BI_SCORE, CE_RANK, CE_SCORE = "bi_rank", "bi_score", "ce_rank", "ce_sco
 class SentenceTransformerCrossEncoder(BaseCrossEncoder):
     """A sentence-transformers CrossEncoder; scores are sigmoid(logit), 0..1, higher is more relevant."""
 
-    def __init__(self, name: str, device: str = "cpu", batch_size: int = 32) -> None:
+    def __init__(self, name: str, device: str = "cpu", batch_size: int = 32, precision: str = "float32") -> None:
         from sentence_transformers import CrossEncoder
 
         quiet_model_loading()
@@ -32,7 +32,8 @@ class SentenceTransformerCrossEncoder(BaseCrossEncoder):
         self.name = name
         self.batch_size = batch_size
         try:
-            self._model = CrossEncoder(resolve_model(name), device=device)
+            self.dtype = torch_dtype(precision, device)
+            self._model = CrossEncoder(resolve_model(name), device=device, model_kwargs={"dtype": self.dtype})
         except Exception as exc:  # hub errors, missing files and bad configs all surface differently
             raise describe_load_failure("cross-encoder", name, "RAG_RERANKER_MODEL", exc,
                                         also="; meanwhile, ask with reranking off") from exc
@@ -46,6 +47,32 @@ class SentenceTransformerCrossEncoder(BaseCrossEncoder):
                 [list(p) for p in text_pairs], batch_size=self.batch_size, show_progress_bar=False
             )
         return [float(s) for s in scores]
+
+
+class RememberingCrossEncoder(BaseCrossEncoder):
+    """Scores each (question, passage) pair once, until `forget()`: an evaluation reranks overlapping pools.
+
+    `load` returns the real cross-encoder; it is called on the first score, so that nothing loads before it is used.
+    """
+
+    def __init__(self, load: Callable[[], BaseCrossEncoder]) -> None:
+        self._load, self._model = load, None
+        self._scores: dict[tuple[str, str], float] = {}
+
+    @property
+    def name(self) -> str | None:
+        return getattr(self._model, "name", None)
+
+    def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
+        pairs = [tuple(p) for p in text_pairs]
+        new = [p for p in dict.fromkeys(pairs) if p not in self._scores]
+        if new:
+            self._model = self._model or self._load()
+            self._scores.update(zip(new, self._model.score(new)))
+        return [self._scores[p] for p in pairs]
+
+    def forget(self) -> None:
+        self._scores.clear()
 
 
 class ScoreKeepingReranker(BaseDocumentCompressor):
@@ -80,4 +107,5 @@ class ScoreKeepingReranker(BaseDocumentCompressor):
 
 
 def load_cross_encoder(settings: Settings) -> SentenceTransformerCrossEncoder:
-    return SentenceTransformerCrossEncoder(settings.reranker_model, device=settings.device)
+    return SentenceTransformerCrossEncoder(settings.reranker_model, device=settings.device,
+                                           precision=settings.reranker_precision)

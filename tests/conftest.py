@@ -36,13 +36,13 @@ LLM_MODEL = "smollm2:135m"
 
 @pytest.fixture(scope="session")
 def bi_encoder() -> BiEncoder:
-    return BiEncoder(EMBEDDER)
+    return BiEncoder(EMBEDDER, precision="auto")  # as the app loads it
 
 
 @pytest.fixture(scope="session")
 def cross_encoder() -> SentenceTransformerCrossEncoder:
     assert RERANKER.is_dir(), f"the shared cross-encoder is missing at {RERANKER} (set RAG_TEST_RERANKER)"
-    return SentenceTransformerCrossEncoder(str(RERANKER))
+    return SentenceTransformerCrossEncoder(str(RERANKER), precision="auto")
 
 
 @pytest.fixture(scope="session")

@@ -80,3 +80,55 @@ def test_bm25_index_follows_ingest_and_delete(pipeline):
     pipeline.library.delete("a.txt")
     pipeline.library.ingest_bytes("b.txt", b"a zebra at the zoo")
     assert [d.metadata["source"] for d in pipeline.keyword_index.search(pipeline.store, "zebra", 5)] == ["b.txt"]
+
+
+def test_remembered_scores_rank_overlapping_pools_without_scoring_a_pair_twice(stocked, settings, cross_encoder):
+    class Counting(type(cross_encoder)):
+        """The real cross-encoder, counting the pairs it is asked to score."""
+
+        def __init__(self) -> None:
+            self.__dict__.update(cross_encoder.__dict__)
+            self.pairs = 0
+
+        def score(self, text_pairs):
+            self.pairs += len(text_pairs)
+            return super().score(text_pairs)
+
+    counting = Counting()
+    pipeline = Pipeline(settings, stocked.store, lambda: counting)
+    plain = pipeline.retrieve("How long does a refund take?", rerank=True, candidates=5)
+    remembered = pipeline.remember_scores()
+    dense = pipeline.retrieve("How long does a refund take?", rerank=True, candidates=5)
+    hybrid = pipeline.retrieve("How long does a refund take?", rerank=True, candidates=5, hybrid=True)
+    shared = {s.chunk_id for s in dense.candidates} & {s.chunk_id for s in hybrid.candidates}
+    assert shared, "the dense and hybrid pools should overlap for this test to mean anything"
+    # The first (plain) ranking scored its pool; the remembering one scored the dense pool once and then only the
+    # hybrid chunks not already scored.
+    assert counting.pairs == len(plain.candidates) + len(dense.candidates) + len(hybrid.candidates) - len(shared)
+    assert [(s.chunk_id, s.ce_score) for s in dense.reranked_order] == \
+        [(s.chunk_id, s.ce_score) for s in plain.reranked_order]
+    remembered.forget()
+    pipeline.retrieve("How long does a refund take?", rerank=True, candidates=5)
+    assert counting.pairs == len(plain.candidates) * 2 + len(dense.candidates) + len(hybrid.candidates) - len(shared)
+
+
+def test_bfloat16_encoders_rank_like_float32_ones(stocked, settings):
+    from rag.embeddings import BiEncoder
+    from rag.rerank import SentenceTransformerCrossEncoder
+
+    chunks = [d.page_content for d in stocked.store.get_chunks()]
+    question = "How long does a refund take to process?"
+    scores = {}
+    for precision in ("float32", "bfloat16"):
+        embedder = BiEncoder(settings.embedding_model, precision=precision)
+        vectors = embedder.embed_documents([question, *chunks])
+        assert all(abs(sum(x * x for x in v) - 1) < 1e-3 for v in vectors)  # unit length in either precision
+        cross = SentenceTransformerCrossEncoder(settings.reranker_model, precision=precision)
+        scores[precision] = (
+            [sum(a * b for a, b in zip(vectors[0], v)) for v in vectors[1:]],
+            cross.score([(question, c) for c in chunks]),
+        )
+    for kind in (0, 1):  # bi-encoder similarities, then cross-encoder scores
+        full, half = scores["float32"][kind], scores["bfloat16"][kind]
+        assert max(range(len(chunks)), key=full.__getitem__) == max(range(len(chunks)), key=half.__getitem__)
+        assert max(abs(a - b) for a, b in zip(full, half)) < 0.05

@@ -1,0 +1,60 @@
+"""What the benchmarks share: the data they read, the LLM they talk to, and how they summarise timings."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from rag.metrics import percentile
+from rag.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+SCIFACT = REPO.parent / "shared" / "eval" / "scifact"
+# Trained for this project with ms-marco-MiniLM-L6-v2's architecture (so its cost per pair); its scores are its own.
+DEFAULT_RERANKER = REPO.parent / "shared" / "models" / "reranker-minilm-l6-sci"
+
+
+def load_scifact(folder: Path, docs: int) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """The first `docs` abstracts as (name, title + text) and every test claim, in file order."""
+    documents = []
+    with (folder / "corpus.jsonl").open(encoding="utf-8") as lines:
+        for line in lines:
+            if len(documents) == docs:
+                break
+            d = json.loads(line)
+            documents.append((d["_id"], f"{d.get('title', '')} {d['text']}".strip().encode()))
+    judged = {line.split("\t")[0] for line in (folder / "qrels" / "test.tsv").read_text().splitlines()[1:]}
+    with (folder / "queries.jsonl").open(encoding="utf-8") as lines:
+        queries = [q["text"] for q in map(json.loads, lines) if q["_id"] in judged]
+    return documents, queries
+
+
+def p50_p95(values: list[float]) -> dict[str, float]:
+    return {"p50": round(percentile(values, 50), 1), "p95": round(percentile(values, 95), 1), "n": len(values)}
+
+
+def _answers(url: str, model: str) -> bool:
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/api/tags", timeout=3) as reply:
+            return any(m.get("name", "").split(":")[0] == model.split(":")[0] for m in json.load(reply)["models"])
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def llm_settings(settings: Settings) -> Iterator[dict]:
+    """Settings overrides for a real LLM: RAG_OLLAMA_URL if it serves the model, else the stand-in server."""
+    if _answers(settings.ollama_url, settings.ollama_model):
+        yield {"ollama_url": settings.ollama_url, "ollama_model": settings.ollama_model}
+        return
+    from ollama_standin.testing import start_standin, stop_standin
+
+    url, process = start_standin(stderr=subprocess.DEVNULL)
+    try:
+        yield {"ollama_url": url, "ollama_model": "smollm2:135m"}
+    finally:
+        stop_standin(process)
