@@ -26,13 +26,13 @@ StoreKey = tuple[str, str | None, int, str, str, str, int]
 
 
 @st.cache_resource(show_spinner="Loading the embedding model…", max_entries=4)
-def _bi_encoder(name: str, device: str, batch_size: int, _settings: Settings) -> BiEncoder:
+def _bi_encoder(name: str, device: str, batch_size: int, precision: str, _settings: Settings) -> BiEncoder:
     _note(f"loading the bi-encoder {name}")
     return load_bi_encoder(_settings)
 
 
 @st.cache_resource(show_spinner="Loading the cross-encoder…", max_entries=4)
-def _cross_encoder(name: str, device: str, _settings: Settings) -> SentenceTransformerCrossEncoder:
+def _cross_encoder(name: str, device: str, precision: str, _settings: Settings) -> SentenceTransformerCrossEncoder:
     _note(f"loading the cross-encoder {name}")
     return load_cross_encoder(_settings)
 
@@ -66,11 +66,12 @@ def _note(what: str) -> None:
 
 
 def bi_encoder(settings: Settings) -> BiEncoder:
-    return _bi_encoder(settings.embedding_model, settings.device, settings.embedding_batch_size, settings)
+    return _bi_encoder(settings.embedding_model, settings.device, settings.embedding_batch_size,
+                       settings.embedding_precision, settings)
 
 
 def cross_encoder(settings: Settings) -> SentenceTransformerCrossEncoder:
-    return _cross_encoder(settings.reranker_model, settings.device, settings)
+    return _cross_encoder(settings.reranker_model, settings.device, settings.reranker_precision, settings)
 
 
 def store_key(settings: Settings) -> StoreKey:
