@@ -19,7 +19,7 @@ SIDES = ("bi-encoder only", "with cross-encoder")
 SIDE_COLOURS = ("#9e9e9e", "#1565c0")
 STATUS = {"scored": "scored", "not judged": "not judged yet", "stale": "stale: judge again",
           "no candidates": "no candidates", "none relevant": "nothing relevant (not covered)"}
-_SCORE = st.column_config.NumberColumn(format="%.3f", width=85)
+_SCORE = st.column_config.NumberColumn(format="%.3f", width=125)
 
 
 def overall_table(summary: Summary) -> pd.DataFrame:
@@ -28,7 +28,7 @@ def overall_table(summary: Summary) -> pd.DataFrame:
                          for name, bi, ce in zip(METRIC_NAMES, summary.bi.as_tuple(), summary.ce.as_tuple())])
 
 
-OVERALL_COLUMNS = {"metric": st.column_config.TextColumn(width=90), SIDES[0]: _SCORE, SIDES[1]: _SCORE,
+OVERALL_COLUMNS = {"metric": st.column_config.TextColumn(width=80), SIDES[0]: _SCORE, SIDES[1]: _SCORE,
                    "change": st.column_config.NumberColumn(format="%+.3f", width=70)}
 
 
@@ -49,26 +49,26 @@ def metrics_chart(summary: Summary) -> alt.Chart:
 
 
 def question_table(results: Sequence[QuestionResult]) -> pd.DataFrame:
-    """One row per question: its status, each metric in both orders (blank when not scored), and the verdict."""
+    """One row per question: its status, each metric as 'bi-encoder → cross-encoder' (blank when not scored), and
+    what reranking did."""
     rows = []
     for r in results:
         row = {"question": snippet(r.question, 90), "status": STATUS[r.status]}
         for n, name in enumerate(METRIC_NAMES):
-            row[f"{name} bi"] = r.bi.as_tuple()[n] if r.bi else None
-            row[f"{name} ce"] = r.ce.as_tuple()[n] if r.ce else None
+            row[name] = f"{r.bi.as_tuple()[n]:.2f} → {r.ce.as_tuple()[n]:.2f}" if r.bi and r.ce else ""
         row["reranking"] = f"{r.verdict} ({_deltas(r.change, short=True)})" if r.change else ""
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["question", "status", *METRIC_NAMES, "reranking"])
 
 
-def question_columns() -> dict:
-    columns = {"question": st.column_config.TextColumn(width="large"), "status": st.column_config.TextColumn()}
-    for name in METRIC_NAMES:
-        columns[f"{name} bi"] = st.column_config.NumberColumn(format="%.2f", width=80, help=f"{name}, bi-encoder only")
-        columns[f"{name} ce"] = st.column_config.NumberColumn(format="%.2f", width=80,
-                                                              help=f"{name}, with the cross-encoder")
-    columns["reranking"] = st.column_config.TextColumn(width="medium", help="Change in nDCG@3 made by reranking")
-    return columns
+QUESTION_COLUMNS = {
+    "question": st.column_config.TextColumn(width="medium"),
+    "status": st.column_config.TextColumn(width="small"),
+    **{name: st.column_config.TextColumn(width=95, help=f"{name}: bi-encoder only → with the cross-encoder")
+       for name in METRIC_NAMES},
+    "reranking": st.column_config.TextColumn(width=170, help="helped, hurt, both ways or no change (over the three "
+                                             "metrics), with the change in nDCG@3"),
+}
 
 
 def _deltas(change: Scores, short: bool = False) -> str:
@@ -88,7 +88,7 @@ def show_overall(results: Sequence[QuestionResult]) -> None:
         st.info("No question can be scored yet: tick at least one chunk that answers a question, then save.",
                 icon=":material/checklist:")
     else:
-        left, right = st.columns([2, 3])
+        left, right = st.columns(2)
         with left:
             st.dataframe(overall_table(summary), hide_index=True, column_config=OVERALL_COLUMNS)
             st.caption(f"Means over {plural(summary.questions, 'scored question')}"
@@ -96,7 +96,7 @@ def show_overall(results: Sequence[QuestionResult]) -> None:
                        "Chunks nobody judged count as not relevant.")
         with right:
             st.altair_chart(metrics_chart(summary), width="stretch")
-    st.dataframe(question_table(results), hide_index=True, column_config=question_columns())
+    st.dataframe(question_table(results), hide_index=True, column_config=QUESTION_COLUMNS)
 
 
 def show_changes(results: Sequence[QuestionResult]) -> None:
