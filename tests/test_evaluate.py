@@ -55,9 +55,8 @@ def stocked_folder(tmp_path_factory, bi_encoder, cross_encoder) -> Stocked:
 @pytest.fixture
 def stocked(monkeypatch, tmp_path, stocked_folder) -> Path:
     """The app on the shared store, with a judgements file of this test's own; returns that file's path."""
-    use_settings(monkeypatch, make_settings(stocked_folder.folder))
     path = tmp_path / "judgements.json"
-    monkeypatch.setenv("RAG_JUDGEMENTS_PATH", str(path))
+    use_settings(monkeypatch, make_settings(stocked_folder.folder, judgements_path=path))
     return path
 
 
@@ -202,10 +201,9 @@ def test_judgements_of_a_deleted_document_show_as_stale_and_can_be_forgotten(mon
     judgements = Judgements()
     refund = next(s.chunk_id for s in ranking.candidates if "14 days" in s.text)
     judgements.judge(REFUND, ranking.candidates, {refund})
-    path = tmp_path / "judgements.json"
+    path = settings.judgements_path
     saved.save(judgements, path)
     use_settings(monkeypatch, settings)
-    monkeypatch.setenv("RAG_JUDGEMENTS_PATH", str(path))
 
     at = start("pages/documents.py")
     at.multiselect(key="documents_to_delete").select("policy.md").run()
@@ -229,7 +227,6 @@ def test_judgements_of_a_deleted_document_show_as_stale_and_can_be_forgotten(mon
 
 def test_with_no_documents_the_page_points_to_the_documents_page(monkeypatch, tmp_path):
     use_settings(monkeypatch, make_settings(tmp_path))
-    monkeypatch.setenv("RAG_JUDGEMENTS_PATH", str(tmp_path / "judgements.json"))
     at = start("pages/evaluate.py")
     assert any("No documents yet" in w for w in texts(at.warning))
     assert [link.proto.page for link in at.page_link] == ["documents"]
