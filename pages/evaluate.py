@@ -28,7 +28,9 @@ if not judgements.questions:
 
 key = evaluate.documents_key(app.pipeline)
 alive = evaluate.existing(app.pipeline, judgements)
-judge, results_tab, threshold_tab = st.tabs(["Judge", "Results", "Not-covered threshold"])
+# A key and a rerun on switching make the tabs remember the open one even when a message above them comes or goes.
+judge, results_tab, threshold_tab = st.tabs(["Judge", "Results", "Not-covered threshold"], key="evaluate_tab",
+                                            on_change="rerun")
 
 with judge:
     question = evaluate.pick_question(path, judgements)

@@ -126,7 +126,7 @@ def test_judging_a_question_scores_both_orders_and_the_judgements_survive_a_rest
     assert per_question["MRR@10"][0] == f"{bi.mrr:.2f} → {ce.mrr:.2f}"
     assert per_question["nDCG@3"][0] == f"{bi.ndcg:.2f} → {ce.ndcg:.2f}"
     assert "Chunks nobody judged count as not relevant" in " ".join(texts(at.caption))
-    helped = f"**Helped**  \n{REFUND}: nDCG@3 {ce.ndcg - bi.ndcg:+.2f} · MRR@10 {ce.mrr - bi.mrr:+.2f}"
+    helped = f"**Helped**  \n{REFUND} — nDCG@3 {ce.ndcg - bi.ndcg:+.2f} · MRR@10 {ce.mrr - bi.mrr:+.2f}"
     assert helped in plain(at.markdown), "reranking lifted the policy's chunk from 2nd to 1st"
     charts = at.get("vega_lite_chart")
     assert '"bi-encoder only"' in charts[0].proto.spec and '"with cross-encoder"' in charts[0].proto.spec

@@ -62,11 +62,11 @@ def question_table(results: Sequence[QuestionResult]) -> pd.DataFrame:
 
 
 QUESTION_COLUMNS = {
-    "question": st.column_config.TextColumn(width="medium"),
+    "question": st.column_config.TextColumn(width=330),
     "status": st.column_config.TextColumn(width="small"),
-    **{name: st.column_config.TextColumn(width=95, help=f"{name}: bi-encoder only → with the cross-encoder")
+    **{name: st.column_config.TextColumn(width=90, help=f"{name}: bi-encoder only → with the cross-encoder")
        for name in METRIC_NAMES},
-    "reranking": st.column_config.TextColumn(width=170, help="helped, hurt, both ways or no change (over the three "
+    "reranking": st.column_config.TextColumn(width=160, help="helped, hurt, both ways or no change (over the three "
                                              "metrics), with the change in nDCG@3"),
 }
 
@@ -109,7 +109,7 @@ def show_changes(results: Sequence[QuestionResult]) -> None:
     for verdict, title in (("helped", "Helped"), ("hurt", "Hurt"), ("mixed", "Both ways")):
         chosen = by_change(results, verdict)
         if chosen:
-            st.markdown(f"**{title}**  \n" + "  \n".join(f"{escape(snippet(r.question, 120))}: "
+            st.markdown(f"**{title}**  \n" + "  \n".join(f"{escape(snippet(r.question, 120))} — "
                                                           f"{escape(_deltas(r.change))}" for r in chosen))
 
 
