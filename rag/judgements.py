@@ -329,8 +329,10 @@ def from_csv(data: bytes, origin: str) -> Judgements:
     judgements = Judgements()
     try:
         for row in reader:
-            _read_row(judgements, {k: (row.get(name) or "").strip() for k, name in columns.items()}, reader.line_num,
-                      origin)
+            # Cells are trimmed, except the text snapshot, which is kept exactly as exported.
+            cells = {k: (row.get(name) or "") if k == "text" else (row.get(name) or "").strip()
+                     for k, name in columns.items()}
+            _read_row(judgements, cells, reader.line_num, origin)
     except csv.Error as exc:
         raise JudgementsError(f"{origin} is not a readable CSV (line {reader.line_num}: {exc})") from exc
     return judgements

@@ -175,6 +175,28 @@ def test_questions_import_from_a_csv_and_a_csv_without_a_question_column_says_so
     assert len(saved.load(stocked).questions) == 2, "nothing imported"
 
 
+@pytest.mark.parametrize("export", ["judgements.json", "judgements.csv"])
+def test_exported_judgements_import_back_into_an_empty_file(monkeypatch, stocked, stocked_folder, tmp_path, export):
+    at = judge_refund(start("pages/evaluate.py"), stocked_folder)
+    downloads = {b.label: b for b in at.get("download_button")}
+    assert set(downloads) == {"Download as JSON", "Download as CSV"}
+    assert not any(b.proto.disabled for b in downloads.values())
+    judged = saved.load(stocked)
+    data = saved.to_json(judged) if export.endswith(".json") else saved.to_csv(judged)  # what the buttons offer
+
+    elsewhere = tmp_path / "elsewhere" / "judgements.json"
+    monkeypatch.setenv("RAG_JUDGEMENTS_PATH", str(elsewhere))
+    at = start("pages/evaluate.py")
+    at.file_uploader(key="evaluate_upload").set_value([(export, data.encode(), "text/plain")])
+    button(at, "Import").click().run()
+    assert not at.exception, at.exception
+    assert f"Imported {export}: 1 question (1 new), {len(judged.questions[0].judgements)} judgements." in \
+        plain(at.success)
+    assert saved.load(elsewhere) == judged
+    assert at.checkbox(key=box(REFUND, stocked_folder.refund_chunk)).value is True
+    assert list(at.dataframe[1].value["status"]) == ["scored"]
+
+
 def test_a_corrupt_judgements_file_is_reported_kept_and_can_be_moved_aside(stocked):
     stocked.write_text('{"format": "rag-judgements", "version": 1, "questions": [{"question": ')
     at = start("pages/evaluate.py")

@@ -113,6 +113,12 @@ def test_the_summary_averages_the_scored_questions_and_counts_helped_and_hurt():
     assert summarize(results[2:]).bi is None, "nothing scored: no averages"
 
 
+def test_a_question_retrieval_found_nothing_for_is_not_scored():
+    empty = Ranking("q", [], [], False, None, "bi")
+    result = score_question(judged("q", "c", "ab").questions[0], empty, ALL)
+    assert result.status == "no candidates" and result.bi is None and judging_pool(empty) == []
+
+
 def test_the_pool_to_judge_is_both_top_lists_in_document_order_not_in_either_ranking():
     pool = judging_pool(ranking(), depth=2)
     # bi-encoder top 2: a b; cross-encoder top 2: c a -> {a, b, c}, by file (case-blind), then position
@@ -255,6 +261,7 @@ def test_json_export_imports_back_and_merging_lets_the_import_win(tmp_path):
 def test_csv_export_imports_back_to_the_same_judgements():
     judgements = judged("How long does a refund take?", "ce", "ab")
     judgements.questions[0].judgements["d"] = Judgement("d", "c.md", 2, '=HYPERLINK("http://x","y"), "quoted"', False)
+    judgements.questions[0].judgements["e"].text = "  # a heading\r\n\nand a snapshot cut after a space "
     judgements.add_question("-not yet judged, starts like a formula")
     text = to_csv(judgements)
     assert text.splitlines()[0] == "question,chunk_id,file,page,relevant,text"
