@@ -41,7 +41,7 @@ with judge:
 with results_tab:
     results = evaluate.score_all(app.pipeline, judgements, alive, key)
     if results is not None:
-        evaluate_results.show_overall(results)
+        evaluate_results.show_overall(results, app.settings.hybrid)
         evaluate_results.show_changes(results)
 
 with threshold_tab:

@@ -155,6 +155,11 @@ def test_the_threshold_suggestion_comes_from_the_judged_scores_and_can_be_used_f
     assert f"**Suggested threshold: {expected:.2f}** (this session uses {expected:.2f})" in texts(at.markdown)
     assert button(at, f"Use {expected:.2f} for this session").disabled
 
+    at.sidebar.toggle(key="hybrid").set_value(True).run()  # the first order is then the fused one, and says so
+    assert not at.exception, at.exception
+    assert any("Hybrid search is on: 'bi-encoder only' is the bi-encoder and BM25 fused." in c
+               for c in plain(at.caption))
+
 
 def test_questions_import_from_a_csv_and_a_csv_without_a_question_column_says_so(stocked):
     at = start("pages/evaluate.py")

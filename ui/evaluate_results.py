@@ -80,8 +80,9 @@ def _deltas(change: Scores, short: bool = False) -> str:
     return " · ".join(moved) or "no metric moved"
 
 
-def show_overall(results: Sequence[QuestionResult]) -> None:
-    """The overall table and chart, and per question a table; or why nothing can be scored yet."""
+def show_overall(results: Sequence[QuestionResult], hybrid: bool = False) -> None:
+    """The overall table and chart, and per question a table; or why nothing can be scored yet. With `hybrid`, the
+    first order is the bi-encoder's and BM25's fused, and the caption says so."""
     summary = summarize(results)
     unscored = len(results) - summary.questions
     if summary.questions == 0:
@@ -93,7 +94,8 @@ def show_overall(results: Sequence[QuestionResult]) -> None:
             st.dataframe(overall_table(summary), hide_index=True, column_config=OVERALL_COLUMNS)
             st.caption(f"Means over {plural(summary.questions, 'scored question')}"
                        + (f" ({unscored} not scored: see their status below)" if unscored else "") + ". "
-                       "Chunks nobody judged count as not relevant.")
+                       "Chunks nobody judged count as not relevant."
+                       + (" Hybrid search is on: 'bi-encoder only' is the bi-encoder and BM25 fused." if hybrid else ""))
         with right:
             st.altair_chart(metrics_chart(summary), width="stretch")
     st.dataframe(question_table(results), hide_index=True, column_config=QUESTION_COLUMNS)
