@@ -210,8 +210,9 @@ def _judgement(j: Any) -> Judgement | None:
     if not isinstance(j, dict):
         return None
     chunk_id, file, page, text, relevant = (j.get(k) for k in ("chunk_id", "file", "page", "text", "relevant"))
+    page_ok = page is None or (isinstance(page, int) and not isinstance(page, bool))  # JSON true is no page number
     if not (isinstance(chunk_id, str) and chunk_id and isinstance(file, str) and isinstance(text, str)
-            and isinstance(relevant, bool) and (page is None or (isinstance(page, int) and not isinstance(page, bool)))):
+            and isinstance(relevant, bool) and page_ok):
         return None
     return Judgement(chunk_id, file, page, text, relevant)
 

@@ -276,7 +276,8 @@ def test_a_csv_of_questions_alone_in_any_common_dialect_imports_the_questions():
     imported = from_csv(data, "questions.csv")
     assert [q.question for q in imported.questions] == ["How long does a refund take?", "Where do orders ship from?"]
     assert all(not q.judgements for q in imported.questions)
-    assert [q.question for q in from_csv(b"question\nOne, with a comma?\n", "q.csv").questions] == ["One, with a comma?"]
+    one_column = from_csv(b"question\nOne, with a comma?\n", "q.csv")
+    assert [q.question for q in one_column.questions] == ["One, with a comma?"]
 
 
 @pytest.mark.parametrize("content, message", [

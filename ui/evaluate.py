@@ -232,7 +232,8 @@ def judge(path: Path, question: JudgedQuestion, ranking: Ranking, alive: set[str
 
 def _box(question: JudgedQuestion, chunk_id: str, location: str, text: str, previous: Judgement | None) -> None:
     with st.container(border=True, gap="xsmall"):
-        st.checkbox(escape(location), value=bool(previous and previous.relevant), key=f"{_BOX}{question.key}:{chunk_id}")
+        st.checkbox(escape(location), value=bool(previous and previous.relevant),
+                    key=f"{_BOX}{question.key}:{chunk_id}")
         if previous is None and question.judgements:
             st.caption("new: not judged yet")
         st.text(text)
@@ -261,7 +262,8 @@ def _show_stale(path: Path, question: JudgedQuestion, stale: Sequence[Judgement]
 
 
 def _forget(path: Path, question: str, chunk_ids: list[str]) -> None:
-    _change(path, lambda j: j.forget(question, chunk_ids), escape(f"Forgot {plural(len(chunk_ids), 'stale judgement')}."))
+    _change(path, lambda j: j.forget(question, chunk_ids),
+            escape(f"Forgot {plural(len(chunk_ids), 'stale judgement')}."))
 
 
 # -- every question, ranked both ways

@@ -95,7 +95,8 @@ def show_overall(results: Sequence[QuestionResult], hybrid: bool = False) -> Non
             st.caption(f"Means over {plural(summary.questions, 'scored question')}"
                        + (f" ({unscored} not scored: see their status below)" if unscored else "") + ". "
                        "Chunks nobody judged count as not relevant."
-                       + (" Hybrid search is on: 'bi-encoder only' is the bi-encoder and BM25 fused." if hybrid else ""))
+                       + (" Hybrid search is on: 'bi-encoder only' is the bi-encoder and BM25 fused."
+                          if hybrid else ""))
         with right:
             st.altair_chart(metrics_chart(summary), width="stretch")
     st.dataframe(question_table(results), hide_index=True, column_config=QUESTION_COLUMNS)
