@@ -257,3 +257,15 @@ def test_with_no_documents_the_page_points_to_the_documents_page(monkeypatch, tm
     at = start("pages/evaluate.py")
     assert any("No documents yet" in w for w in texts(at.warning))
     assert [link.proto.page for link in at.page_link] == ["documents"]
+
+
+def test_document_text_and_names_in_the_pool_are_shown_as_text_not_markup(monkeypatch, tmp_path, bi_encoder):
+    hostile = "Refunds take **14 days** <b>bold</b> ![x](http://example.invalid/x.png) $x^2$ :red[red]."
+    settings = make_settings(tmp_path)
+    stock(settings, bi_encoder, {"_notes_ *x*.md": hostile.encode()})
+    use_settings(monkeypatch, settings)
+    at = add_question(start("pages/evaluate.py"), "How long do *refunds* take? <i>")
+    (only,) = at.checkbox
+    assert only.label == "\\_notes\\_ \\*x\\*.md"
+    assert hostile in texts(at.text)
+    assert "Added “How long do \\*refunds\\* take? \\<i\\>”" in texts(at.success)
