@@ -18,6 +18,7 @@ page = st.navigation([
     st.Page("pages/chat.py", title="Chat", icon=":material/chat:", url_path="chat", default=True),
     st.Page("pages/documents.py", title="Documents", icon=":material/description:", url_path="documents"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
+    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:", url_path="evaluate"),
 ])
 
 try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class RagError(Exception):
     """Base of every error the pipeline reports to a user: message plus how to fix it."""
@@ -53,3 +55,15 @@ class NoDocuments(RagError):
 
 class UnknownDocument(RagError):
     """A document name that the store does not hold."""
+
+
+class JudgementsError(RagError):
+    """Relevance judgements that cannot be read or written: an import file with the wrong shape, a disk error."""
+
+
+class CorruptJudgements(JudgementsError):
+    """The saved judgements file exists but cannot be read. It is left as it is, never overwritten."""
+
+    def __init__(self, message: str, path: Path, fix: str | None = None) -> None:
+        super().__init__(message, fix)
+        self.path = path

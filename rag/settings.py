@@ -31,6 +31,10 @@ class Settings(BaseSettings):
         pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,60}[a-zA-Z0-9]$",
         description="Name of the Chroma collection that holds the chunks.",
     )
+    judgements_path: Path = Field(
+        Path("store/judgements.json"),
+        description="File of the Evaluate page's relevance judgements (questions and the chunks that answer them).",
+    )
 
     # -- the models
     embedding_model: str = Field(

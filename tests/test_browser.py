@@ -1,8 +1,9 @@
 """The app in a real Chromium: `streamlit run app.py` as a subprocess on a temporary store, the stand-in LLM and the
-shared cross-encoder; upload, ask, see the cited sources, switch reranking off, compare.
+shared cross-encoder; upload, ask, see the cited sources, switch reranking off, compare; judge questions on the
+Evaluate page.
 
-Screenshots of the three pages go to the test's temporary folder; with UPDATE_SCREENSHOTS=1 also to
-docs/screenshots/ (chat.png, documents.png, compare.png).
+Screenshots of the four pages go to the test's temporary folder; with UPDATE_SCREENSHOTS=1 also to
+docs/screenshots/ (chat.png, documents.png, compare.png, evaluate.png).
 """
 
 from __future__ import annotations
@@ -199,3 +200,65 @@ def test_upload_ask_see_cited_sources_switch_reranking_off_and_compare(app_url, 
     expect(page.get_by_text(re.compile(r"^Sent: \[1\]"))).to_have_count(2)
     screenshot(page, "compare")
     assert elsewhere == []
+
+
+# Two questions about the sample documents: reranking lifts the first one's answer from 2nd to 1st, and drops the
+# second one's from 1st to 2nd (the screenshot shows both ways); each with a phrase of the chunk that answers it.
+JUDGED = [("What is the default cross-encoder trained on?", "trained on MS MARCO"),
+          ("What happens when the best candidate scores below the threshold?", "not to cover the question")]
+SETTLED = "!document.querySelector('[data-testid=stMain] [data-stale=true]')"
+
+
+def test_evaluate_judge_questions_see_both_orders_scored_and_use_the_suggested_threshold(app_url, browser,
+                                                                                          screenshot):
+    import hashlib
+
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    expect.set_options(timeout=WAIT_MS)
+
+    def settle() -> None:
+        """Until the run has ended and no element of the previous run is left on the page (a click on one of
+        those would go to the question shown before)."""
+        wait_until_idle(page)
+        page.wait_for_function(SETTLED, timeout=WAIT_MS)
+
+    # The sample documents, unless the test above has added them already.
+    page.goto(f"{app_url}/documents")
+    add_samples = page.get_by_role("button", name="Add the sample documents")
+    expect(page.get_by_test_id("stDataFrame").or_(add_samples)).to_be_visible()
+    if add_samples.is_visible():
+        add_samples.click()
+        expect(page.get_by_test_id("stSidebar").get_by_text("3 documents")).to_be_visible()
+    settle()
+
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Evaluate").click()
+    expect(page.get_by_role("heading", name="Evaluate retrieval")).to_be_visible()
+    settle()
+    for question, answer in JUDGED:
+        page.get_by_label("New question").fill(question)
+        page.get_by_role("button", name="Add question").click()
+        key = hashlib.sha256(question.encode()).hexdigest()[:12]
+        expect(page.locator(f"[class*='st-key-judge-{key}-']").first).to_be_visible()  # this question's pool
+        settle()
+        chunk = page.get_by_test_id("stMain").get_by_test_id("stText").filter(has_text=answer).first
+        chunk.locator("xpath=ancestor::div[@data-testid='stVerticalBlock'][1]").get_by_test_id("stCheckbox").click()
+        page.get_by_role("button", name="Save judgements").click()
+        expect(page.get_by_text(re.compile(r"^Saved: 1 relevant, \d+ not relevant\.$"))).to_be_visible()
+        settle()
+
+    page.get_by_role("tab", name="Results").click()
+    expect(page.get_by_text(re.compile(r"^Reranking helped \d+, hurt \d+, moved both ways \d+ and left \d+ of "
+                                       r"2 scored questions unchanged\.$"))).to_be_visible()
+    expect(page.get_by_text("Means over 2 scored questions.", exact=False)).to_be_visible()
+    expect(page.get_by_test_id("stVegaLiteChart").first).to_be_visible()
+    screenshot(page, "evaluate")
+
+    page.get_by_role("tab", name="Not-covered threshold").click()
+    suggested = page.get_by_text(re.compile(r"^Suggested threshold: \d\.\d\d"))
+    expect(suggested).to_be_visible()
+    value = re.search(r"\d\.\d\d", suggested.inner_text()).group(0)
+    page.get_by_role("button", name=f"Use {value} for this session").click()
+    expect(page.get_by_text(f"this session uses {value}")).to_be_visible()
+    expect(page.get_by_test_id("stSidebar").get_by_text(value, exact=True)).to_be_visible()  # the slider's value

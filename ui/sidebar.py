@@ -16,6 +16,13 @@ from .text import escape, model_label, plural
 
 OK = ":green[:material/check_circle:]"
 WARN = ":orange[:material/warning:]"
+THRESHOLD = "threshold"
+
+
+def use_threshold(value: float) -> None:
+    """Make `value` this session's not-covered threshold. Call it from a widget's callback: callbacks run before the
+    sidebar is drawn, and a widget's state cannot change once it is drawn in a run."""
+    st.session_state[THRESHOLD] = round(min(max(float(value), 0.0), 1.0), 2)
 
 
 def model_options(configured: str, status: OllamaStatus) -> list[str]:
@@ -45,8 +52,11 @@ def session_settings(base: Settings) -> tuple[Settings, OllamaStatus]:
     hybrid = st.toggle("Hybrid search", value=base.hybrid, key="hybrid",
                        help="Fetch candidates by the bi-encoder and BM25 keywords together, fused by reciprocal rank "
                        "(RAG_HYBRID).")
+    # The threshold starts from RAG_MIN_RERANK_SCORE and lives in the session's state, where `use_threshold` (the
+    # Evaluate page's suggestion) can set it too; so the slider takes no value of its own.
+    st.session_state.setdefault(THRESHOLD, float(base.min_rerank_score))
     threshold = st.slider(
-        "Not-covered threshold", 0.0, 1.0, float(base.min_rerank_score), 0.01, key="threshold",
+        "Not-covered threshold", 0.0, 1.0, step=0.01, key=THRESHOLD,
         help="If the best cross-encoder score is below this, the LLM is not asked (RAG_MIN_RERANK_SCORE; 0 = off).",
     )
     settings = base.model_copy(update={"ollama_model": model, "candidates": candidates, "hybrid": hybrid,
