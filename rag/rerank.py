@@ -42,11 +42,38 @@ class SentenceTransformerCrossEncoder(BaseCrossEncoder):
     def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
         if not text_pairs:
             return []
+        pairs = [list(p) for p in text_pairs]
+        scores = [0.0] * len(pairs)
         with self._lock:
-            scores = self._model.predict(
-                [list(p) for p in text_pairs], batch_size=self.batch_size, show_progress_bar=False
-            )
-        return [float(s) for s in scores]
+            encoded = self._model.tokenizer(pairs, truncation=True, max_length=self._model.max_seq_length)
+            for batch in length_buckets([len(ids) for ids in encoded["input_ids"]], self.batch_size):
+                predicted = self._model.predict([pairs[i] for i in batch], batch_size=len(batch),
+                                                show_progress_bar=False)
+                for i, value in zip(batch, predicted):
+                    scores[i] = float(value)
+        return scores
+
+
+def length_buckets(lengths: Sequence[int], max_batch: int = 32, max_padding: float = 0.1) -> list[list[int]]:
+    """Indexes grouped, longest first, so that padding to a batch's longest pair wastes at most `max_padding`.
+
+    A batch is padded to its longest sequence; one batch of a short and a long chunk computes the short one at the
+    long one's length. Chunks of one size with a short last chunk per document are the common case.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    start = 0
+    while start < len(order):
+        longest, total, end = lengths[order[start]], lengths[order[start]], start + 1
+        while end < len(order) and end - start < max_batch:
+            padded = (end - start + 1) * longest
+            if padded - (total + lengths[order[end]]) > max_padding * padded:
+                break
+            total += lengths[order[end]]
+            end += 1
+        batches.append(order[start:end])
+        start = end
+    return batches
 
 
 class RememberingCrossEncoder(BaseCrossEncoder):

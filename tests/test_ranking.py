@@ -132,3 +132,23 @@ def test_bfloat16_encoders_rank_like_float32_ones(stocked, settings):
         full, half = scores["float32"][kind], scores["bfloat16"][kind]
         assert max(range(len(chunks)), key=full.__getitem__) == max(range(len(chunks)), key=half.__getitem__)
         assert max(abs(a - b) for a, b in zip(full, half)) < 0.05
+
+
+def test_pairs_are_batched_by_length_so_that_padding_wastes_little():
+    from rag.rerank import length_buckets
+
+    lengths = [100, 250, 240, 90, 245, 120, 256]
+    batches = length_buckets(lengths, max_batch=32, max_padding=0.1)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))  # every pair once
+    assert batches == [[6, 1, 4, 2], [5, 0], [3]]  # worked by hand: 90 with 120 and 100 would pad 50 of 360
+    for batch in batches:
+        padded = len(batch) * max(lengths[i] for i in batch)
+        assert padded - sum(lengths[i] for i in batch) <= 0.1 * padded
+    assert [len(b) for b in length_buckets([7] * 70, max_batch=32)] == [32, 32, 6]
+
+
+def test_batching_by_length_does_not_change_scores(cross_encoder):
+    long = "Refunds are processed within 14 days of receiving the returned item in its original packaging. " * 3
+    pairs = [("How long does a refund take?", text) for text in [long, "Refunds take 14 days.", long[:120], "No."]]
+    one_by_one = [cross_encoder.score([p])[0] for p in pairs]
+    assert cross_encoder.score(pairs) == pytest.approx(one_by_one, abs=0.02)
