@@ -219,8 +219,9 @@ def cmd_eval(args, settings: Settings) -> int:
     report = evaluate(test, settings, build_pipeline, modes=[m.strip() for m in args.modes.split(",") if m.strip()],
                       level=args.level, candidates=args.candidates, progress=_progress_bar, index_dir=args.index)
     print(f"{report.test_set}: {report.documents} documents, {report.chunks} chunks, {report.questions} questions; "
-          f"{report.level} level, {report.candidates} candidates; indexed in {report.index_seconds} s")
-    print(f"bi-encoder {report.embedder}; cross-encoder {report.reranker}")
+          f"{report.level} level, {report.candidates} candidates; indexed in {report.index_seconds} s, "
+          f"ranked in {report.rank_seconds} s")
+    print(f"bi-encoder {report.embedder}; cross-encoder {report.reranker}; precision {report.precision}")
     print(report.table())
     if args.json:
         args.json.write_text(json.dumps(report.to_dict(), indent=1))

@@ -115,6 +115,8 @@ class Report:
     reranker: str
     index_seconds: float
     results: list[ModeResult]
+    rank_seconds: float = 0.0
+    precision: str = ""  # the number formats the encoders ran in, e.g. "bfloat16 / bfloat16"
 
     def to_dict(self) -> dict:
         data = {k: v for k, v in self.__dict__.items() if k != "results"}
@@ -187,11 +189,17 @@ def evaluate(
             if len(rejected) == len(outcomes):
                 raise RagError(f"no document of {test.name} could be indexed: {rejected[0].reason}")
             chunks = {d.id: (d.metadata["source"], _squash(d.page_content)) for d in pipeline.store.get_chunks()}
+            start = time.perf_counter()
             results = _rank_all(test, pipeline, modes, level, candidates, chunks, progress)
+            rank_seconds = time.perf_counter() - start
+            reranked = any("rerank" in m for m in modes)
+            precision = " / ".join(str(getattr(model, "dtype", "?")).removeprefix("torch.") for model in
+                                   [pipeline.store.embedder, *([pipeline.cross_encoder()] if reranked else [])])
         finally:
             pipeline.store.close()
     return Report(test.name, level, candidates, len(test.documents) - len(rejected), len(chunks),
-                  len(test.questions), local.embedding_model, local.reranker_model, round(index_seconds, 1), results)
+                  len(test.questions), local.embedding_model, local.reranker_model, round(index_seconds, 1), results,
+                  rank_seconds=round(rank_seconds, 1), precision=precision)
 
 
 def _rank_all(test, pipeline, modes, level, candidates, chunks, progress) -> list[ModeResult]:

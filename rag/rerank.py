@@ -90,6 +90,10 @@ class RememberingCrossEncoder(BaseCrossEncoder):
     def name(self) -> str | None:
         return getattr(self._model, "name", None)
 
+    @property
+    def dtype(self):
+        return getattr(self._model, "dtype", None)
+
     def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
         pairs = [tuple(p) for p in text_pairs]
         new = [p for p in dict.fromkeys(pairs) if p not in self._scores]
