@@ -53,7 +53,8 @@ def speed(report: dict, out: Path) -> None:
     left.set_xticks([j + width * (len(series) - 1) / 2 for j in range(len(ns))], [f"N={n}" for n in ns])
     left.set_ylabel("retrieve + rerank to 3, ms p50")
     left.legend(fontsize=8)
-    names = [k for k in report["ingest"] if k.endswith("scifact")]
+    order = {"textbook": 0, "ours-float32": 1, "ours": 2}
+    names = sorted((k for k in report["ingest"] if k.endswith("scifact")), key=lambda k: order.get(k.split()[0], 3))
     rates = [report["ingest"][k]["chunks_per_s"] for k in names]
     colours = [GREY if k.startswith("textbook") else ORANGE if "float32" in k else BLUE for k in names]
     bars = right.bar([k.replace(" scifact", "") for k in names], rates, color=colours)

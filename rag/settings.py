@@ -26,6 +26,16 @@ class Settings(BaseSettings):
         None, description="Host of a Chroma server (`chroma run`); when set, the embedded folder is not used."
     )
     chroma_port: int = Field(8000, description="Port of the Chroma server.")
+    hnsw_ef_search: int = Field(
+        500,
+        ge=10,
+        description=(
+            "How many neighbours Chroma's HNSW index examines per search; higher is closer to exact search. On SciFact "
+            "(10,959 chunks, 100 candidates) Chroma's default of 100 lost 0.009 nDCG@10 against exact search and 500 "
+            "lost none, at under 5 ms per query either way. It is fixed when a collection is created; `python -m rag rebuild` applies "
+            "a new value to an existing one."
+        ),
+    )
     collection: str = Field(
         "documents",
         pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,60}[a-zA-Z0-9]$",

@@ -71,7 +71,7 @@ class Store:
                 self._chunks = self._client.get_or_create_collection(
                     settings.collection,
                     metadata=self.provenance(),
-                    configuration={"hnsw": {"space": "cosine"}},
+                    configuration={"hnsw": hnsw_configuration(settings)},
                     embedding_function=None,
                 )
                 self._registry = self._client.get_or_create_collection(
@@ -212,6 +212,11 @@ class Store:
 REBUILDING = "rag_rebuild_in_progress"
 
 
+def hnsw_configuration(settings: Settings) -> dict[str, Any]:
+    # Cosine, because the bi-encoder's vectors are unit length and its similarity is their dot product.
+    return {"space": "cosine", "ef_search": settings.hnsw_ef_search}
+
+
 def provenance_of(embedder: BiEncoder) -> dict[str, Any]:
     """What a chunk collection records about the embedder that built it."""
     return {"embedding_model": embedder.name, "embedding_dimension": embedder.dimension, "rag_schema": SCHEMA_VERSION}
@@ -245,7 +250,7 @@ def rebuild(settings: Settings, embedder: BiEncoder, on_batch: Callable[[int, in
             client.delete_collection(side)
         provenance = provenance_of(embedder)
         new = client.create_collection(side, metadata={**provenance, REBUILDING: True},
-                                       configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
+                                       configuration={"hnsw": hnsw_configuration(settings)}, embedding_function=None)
         total, done = old.count(), 0
         while done < total:
             page = old.get(include=["documents", "metadatas"], limit=WRITE_BATCH, offset=done)

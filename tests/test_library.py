@@ -163,3 +163,20 @@ def test_two_files_of_one_batch_with_one_name_the_second_is_refused_unless_ident
     assert [o.status for o in outcomes] == ["added", "rejected", "unchanged"]
     assert "same name" in outcomes[1].reason
     assert [d.page_content for d in store.get_chunks()] == ["The moon is rock."]
+
+
+def test_the_search_breadth_setting_is_given_to_new_collections_and_to_rebuilt_ones(library, store, settings):
+    from rag.store import rebuild
+
+    assert store._chunks.configuration_json["hnsw"]["ef_search"] == settings.hnsw_ef_search
+    library.ingest_bytes("policy.md", POLICY.encode())
+    store.close()
+    wider = settings.model_copy(update={"hnsw_ef_search": settings.hnsw_ef_search + 100})
+    assert rebuild(wider, store.embedder) > 0
+    reopened = Store(wider, store.embedder)
+    try:
+        hnsw = reopened._chunks.configuration_json["hnsw"]
+        assert (hnsw["space"], hnsw["ef_search"]) == ("cosine", wider.hnsw_ef_search)
+        assert reopened.search("refund", k=1)[0][0].metadata["source"] == "policy.md"
+    finally:
+        reopened.close()
