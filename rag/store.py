@@ -23,6 +23,9 @@ from .settings import Settings
 
 SCHEMA_VERSION = 1
 WRITE_BATCH = 256
+# Chroma reads a whole collection in one SQL statement unless paged; at about 100k chunks that statement has more
+# variables than SQLite allows ("too many SQL variables").
+READ_PAGE = 5000
 _REGISTRY_VECTOR = [1.0]  # registry records are looked up by id and metadata only; Chroma still wants a vector
 
 
@@ -139,21 +142,18 @@ class Store:
             self._chunks.delete(where=where)
 
     def chunk_ids(self, where: dict[str, Any] | None = None) -> list[str]:
-        with self.translate_errors():
-            return list(self._chunks.get(where=where, include=[])["ids"])
+        return read_all(self._chunks, where, [], self.translate_errors)["ids"]
 
     def chunk_sources(self) -> list[tuple[str, str]]:
         """(file name, document hash) of every chunk: for consistency checks and repair."""
-        with self.translate_errors():
-            metas = self._chunks.get(include=["metadatas"])["metadatas"] or []
+        metas = read_all(self._chunks, None, ["metadatas"], self.translate_errors)["metadatas"]
         return [(str(m.get("source")), str(m.get("doc_sha"))) for m in metas]
 
     def get_chunks(self, where: dict[str, Any] | None = None) -> list[Document]:
-        with self.translate_errors():
-            got = self._chunks.get(where=where, include=["documents", "metadatas"])
+        got = read_all(self._chunks, where, ["documents", "metadatas"], self.translate_errors)
         return [
             Document(page_content=text, metadata=meta or {}, id=cid)
-            for cid, text, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [])
+            for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"])
         ]
 
     def search(self, query: str, k: int) -> list[tuple[Document, float]]:
@@ -191,8 +191,7 @@ class Store:
             self._registry.delete(ids=[record_id(name)])
 
     def list_records(self) -> list[DocumentRecord]:
-        with self.translate_errors():
-            metas = self._registry.get(include=["metadatas"])["metadatas"] or []
+        metas = read_all(self._registry, None, ["metadatas"], self.translate_errors)["metadatas"]
         return sorted((DocumentRecord.from_metadata(m) for m in metas), key=lambda r: r.name.lower())
 
     # -- lifecycle
@@ -210,6 +209,20 @@ class Store:
 
 
 REBUILDING = "rag_rebuild_in_progress"
+
+
+def read_all(collection, where: dict[str, Any] | None, include: list[str], translate_errors,
+             page: int | None = None) -> dict[str, list]:
+    """Every matching item of a collection, read READ_PAGE at a time: ids and each field in `include`."""
+    page = page or READ_PAGE
+    out: dict[str, list] = {"ids": [], **{field: [] for field in include}}
+    while True:
+        with translate_errors():
+            got = collection.get(where=where, include=include, limit=page, offset=len(out["ids"]))
+        for field in out:
+            out[field] += got[field] or []
+        if len(got["ids"]) < page:
+            return out
 
 
 def hnsw_configuration(settings: Settings) -> dict[str, Any]:

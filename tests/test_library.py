@@ -180,3 +180,15 @@ def test_the_search_breadth_setting_is_given_to_new_collections_and_to_rebuilt_o
         assert reopened.search("refund", k=1)[0][0].metadata["source"] == "policy.md"
     finally:
         reopened.close()
+
+
+def test_whole_collection_reads_are_paged_and_complete(library, store):
+    from rag.store import read_all
+
+    for i in range(3):
+        assert library.ingest_bytes(f"note{i}.md", (f"Note {i}. " + POLICY).encode()).status == "added"
+    everything = store.get_chunks()
+    for page in (1, 2, 7, len(everything), len(everything) + 1):
+        got = read_all(store._chunks, None, ["documents"], store.translate_errors, page=page)
+        assert sorted(got["ids"]) == sorted(d.id for d in everything)
+        assert len(got["documents"]) == len(everything)
