@@ -66,7 +66,7 @@ def main() -> None:
         print(f"dense, bi-encoder in {precision}: nDCG@10 {report['dense'][precision]}", flush=True)
 
     asked = qids[: args.rerank_questions]
-    for precision in PRECISIONS:
+    for precision in PRECISIONS if asked else ():
         cross = SentenceTransformerCrossEncoder(args.reranker, precision=precision)
         scores = []
         for i, q in enumerate(asked):
