@@ -4,7 +4,7 @@ that the same judgements suggest."""
 
 import streamlit as st
 
-from ui import evaluate, evaluate_results, notices, session
+from ui import evaluate, evaluate_results, notices, resources, session
 
 app = session.current()
 path = app.settings.judgements_path
@@ -26,7 +26,7 @@ if not judgements.questions:
     st.info("Add a question above, or import a CSV with a `question` column.", icon=":material/help:")
     st.stop()
 
-key = evaluate.documents_key(app.pipeline)
+key = resources.ranking_key(app.pipeline)
 alive = evaluate.existing(app.pipeline, judgements)
 # A key and a rerun on switching make the tabs remember the open one even when a message above them comes or goes.
 judge, results_tab, threshold_tab = st.tabs(["Judge", "Results", "Not-covered threshold"], key="evaluate_tab",

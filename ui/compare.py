@@ -12,11 +12,10 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from rag.compare import bi_encoder_side, cross_encoder_side
-from rag.errors import NoDocuments, RagError
 from rag.pipeline import Pipeline
 from rag.results import Ranking, Timings
 
-from . import answers, notices
+from . import answers, notices, resources
 from .answers import Reply
 from .sources import move_arrow
 from .text import escape, model_label, snippet
@@ -36,9 +35,7 @@ class SideAnswer(Reply):
 
 def ranking_for(pipeline: Pipeline, question: str) -> Ranking:
     """The question's pool, reranked; ranked once per question and settings in a session, then reused."""
-    s = pipeline.settings
-    key = (question, s.candidates, s.keep, s.hybrid, str(s.chroma_path), s.chroma_host, s.collection, s.reranker_model,
-           tuple((r.name, r.sha256) for r in pipeline.library.documents()))
+    key = (question, pipeline.settings.keep, resources.ranking_key(pipeline))
     cached = st.session_state.get(_RANKING)
     if cached is None or cached[0] != key:
         with st.spinner("Ranking the candidates with both encoders…"):
@@ -50,13 +47,8 @@ def ranking_for(pipeline: Pipeline, question: str) -> Ranking:
 
 def ranking_or_message(pipeline: Pipeline, question: str) -> Ranking | None:
     """The ranking, or None after saying why there is none (no documents yet, a store or model problem)."""
-    try:
-        return ranking_for(pipeline, question)
-    except NoDocuments:
-        notices.no_documents("There are no documents yet, so there is nothing to rank.")
-    except RagError as exc:
-        notices.problem(exc.message, exc.fix)
-    return None
+    return notices.or_message(lambda: ranking_for(pipeline, question),
+                              "There are no documents yet, so there is nothing to rank.")
 
 
 COLUMNS = {

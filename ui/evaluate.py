@@ -14,7 +14,7 @@ from typing import TypeVar
 import streamlit as st
 
 from rag import judgements as saved
-from rag.errors import CorruptJudgements, JudgementsError, NoDocuments, RagError
+from rag.errors import CorruptJudgements, JudgementsError, RagError
 from rag.judgement_scores import POOL_DEPTH, QuestionResult, existing_chunk_ids, judging_pool, score_question
 from rag.judgements import JudgedQuestion, Judgement, Judgements
 from rag.pipeline import Pipeline
@@ -169,17 +169,9 @@ def _delete_question(path: Path, question: str) -> None:
         st.session_state.pop(_QUESTION, None)
 
 
-def documents_key(pipeline: Pipeline) -> tuple:
-    """What decides a ranking besides the question: the store, the models, the sidebar's choices, the documents."""
-    s = pipeline.settings
-    return (s.candidates, s.hybrid, str(s.chroma_path.resolve()), s.chroma_host, s.chroma_port, s.collection,
-            s.embedding_model, s.reranker_model,
-            tuple((r.name, r.sha256) for r in pipeline.library.documents()))
-
-
 @st.cache_data(show_spinner=False, max_entries=1000)
 def _ranked(question: str, key: tuple, _pipeline: Pipeline) -> Ranking:
-    # Keyed by question and `documents_key`: the same question is reranked again only when something that decides
+    # Keyed by question and `resources.ranking_key`: the same question is reranked again only when something that decides
     # its ranking changed, whichever session asks.
     return _pipeline.retrieve(question, rerank=True)
 
@@ -189,14 +181,9 @@ def ranking_for(pipeline: Pipeline, question: str, key: tuple) -> Ranking:
 
 
 def ranking_or_message(pipeline: Pipeline, question: str, key: tuple) -> Ranking | None:
-    try:
-        with st.spinner("Ranking the candidates with both encoders…"):
-            return ranking_for(pipeline, question, key)
-    except NoDocuments:
-        notices.no_documents("There are no documents yet, so there is nothing to judge.")
-    except RagError as exc:
-        notices.problem(exc.message, exc.fix)
-    return None
+    with st.spinner("Ranking the candidates with both encoders…"):
+        return notices.or_message(lambda: ranking_for(pipeline, question, key),
+                                  "There are no documents yet, so there is nothing to judge.")
 
 
 def existing(pipeline: Pipeline, judgements: Judgements) -> set[str]:

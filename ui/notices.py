@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import streamlit as st
+
+from rag.errors import NoDocuments, RagError
 
 from .text import escape
 
@@ -17,6 +22,20 @@ def problem(message: str, fix: str | None = None) -> None:
 def no_documents(text: str = "There are no documents yet, so there is nothing to answer from.") -> None:
     st.warning(text, icon=":material/folder_open:")
     st.page_link(DOCUMENTS_PAGE, label="Add documents on the Documents page", icon=":material/upload_file:")
+
+
+T = TypeVar("T")
+
+
+def or_message(work: Callable[[], T], nothing_yet: str) -> T | None:
+    """`work()`, or None after saying why not: `nothing_yet` when there are no documents, else the problem and fix."""
+    try:
+        return work()
+    except NoDocuments:
+        no_documents(nothing_yet)
+    except RagError as exc:
+        problem(exc.message, exc.fix)
+    return None
 
 
 def offer_rebuild(settings, bi_encoder) -> None:

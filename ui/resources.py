@@ -102,3 +102,12 @@ def pipeline_for(settings: Settings) -> Pipeline:
     loads on first rerank."""
     return Pipeline(settings, store(settings), lambda: cross_encoder(settings), chat_model=chat_model,
                     keyword_index=_keyword_index(store_key(settings)))
+
+
+def ranking_key(pipeline: Pipeline) -> tuple:
+    """What decides a question's ranking besides the question: the store, the models, the sidebar's choices, the
+    documents (names and hashes). A cached ranking is reused only while this key is unchanged."""
+    s = pipeline.settings
+    return (s.candidates, s.hybrid, str(s.chroma_path.resolve()), s.chroma_host, s.chroma_port, s.collection,
+            s.embedding_model, s.reranker_model,
+            tuple((r.name, r.sha256) for r in pipeline.library.documents()))
