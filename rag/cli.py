@@ -41,12 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", help="check Ollama, the model, the encoders and the store; say how to fix problems")
     sub.add_parser("repair", help="remove chunks left by an interrupted ingest")
     sub.add_parser("rebuild", help="re-embed every chunk with the configured embedder (after changing it)")
-    p = sub.add_parser("eval", help="retrieval metrics per mode on a BEIR folder or a QA file")
+    p = sub.add_parser("eval", help="retrieval metrics per mode on a BEIR folder or a QA file; answers with --answers")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--beir", type=Path, metavar="DIR", help="a dataset in BEIR layout")
     source.add_argument("--qa", type=Path, metavar="QA.jsonl", help="questions with answer strings (needs --docs)")
+    source.add_argument("--answers", type=Path, metavar="QA.jsonl",
+                        help="ask the LLM every question and measure the answers (needs --docs)")
     p.add_argument("--docs", type=Path, metavar="DIR", help="the documents the QA file is about")
-    p.add_argument("--modes", default="dense,rerank,hybrid,hybrid-rerank", help="comma-separated modes")
+    p.add_argument("--unanswerable", type=Path, nargs="*", default=[], metavar="FILE",
+                   help="with --answers: files of questions the documents do not answer (each scored for declines)")
+    p.add_argument("--modes", default=None,
+                   help="comma-separated modes (default dense,rerank,hybrid,hybrid-rerank; with --answers dense,rerank)")
     p.add_argument("--level", choices=["doc", "chunk"], default="doc", help="score documents or chunks")
     p.add_argument("--candidates", type=int, default=100, help="candidates fetched per question")
     p.add_argument("--limit", type=int, help="evaluate only the first N questions")
@@ -211,8 +216,11 @@ def cmd_eval(args, settings: Settings) -> int:
     from .evaluation import evaluate, load_beir, load_qa
     from .pipeline import build_pipeline
 
-    if args.qa and not args.docs:
-        raise RagError("--qa needs --docs DIR, the documents the questions are about")
+    if (args.qa or args.answers) and not args.docs:
+        raise RagError(f"--{'qa' if args.qa else 'answers'} needs --docs DIR, the documents the questions are about")
+    if args.answers:
+        return _eval_answers(args, settings)
+    args.modes = args.modes or "dense,rerank,hybrid,hybrid-rerank"
     test = load_beir(args.beir) if args.beir else load_qa(args.qa, args.docs)
     if args.limit:
         test.questions = dict(list(test.questions.items())[: args.limit])
@@ -222,6 +230,26 @@ def cmd_eval(args, settings: Settings) -> int:
           f"{report.level} level, {report.candidates} candidates; indexed in {report.index_seconds} s, "
           f"ranked in {report.rank_seconds} s")
     print(f"bi-encoder {report.embedder}; cross-encoder {report.reranker}; precision {report.precision}")
+    print(report.table())
+    if args.json:
+        args.json.write_text(json.dumps(report.to_dict(), indent=1))
+    return 0
+
+
+def _eval_answers(args, settings: Settings) -> int:
+    from .answer_eval import evaluate_answers, load_answer_set
+    from .pipeline import build_pipeline
+
+    test = load_answer_set(args.answers, args.docs, args.unanswerable)
+    if args.limit:
+        test.limit(args.limit)
+    modes = [m.strip() for m in (args.modes or "dense,rerank").split(",") if m.strip()]
+    report = evaluate_answers(test, settings, build_pipeline, modes=modes, progress=_progress_bar,
+                              index_dir=args.index)
+    counts = ", ".join([f"{len(test.answerable)} answerable"] + [f"{len(v)} {k}" for k, v in test.unanswerable.items()])
+    print(f"{report.test_set}: {report.documents} documents, {report.chunks} chunks; {counts} questions per mode; "
+          f"{report.seconds} s")
+    print(f"LLM {report.llm}; cross-encoder {report.reranker}; context sent: {report.context}")
     print(report.table())
     if args.json:
         args.json.write_text(json.dumps(report.to_dict(), indent=1))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.embeddings import Embeddings
 
 from .errors import ModelLoadError
@@ -53,6 +54,24 @@ class BiEncoder(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]
+
+
+class BiEncoderPairScorer(BaseCrossEncoder):
+    """The bi-encoder behind the cross-encoder's interface: a pair scores the cosine of its two embeddings.
+
+    Used to find evidence and attribute citations when a question was answered without the cross-encoder.
+    """
+
+    def __init__(self, embedder: Embeddings) -> None:
+        self.embedder = embedder
+        self.name = getattr(embedder, "name", None)
+
+    def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
+        if not text_pairs:
+            return []
+        texts = list(dict.fromkeys(t for pair in text_pairs for t in pair))
+        vectors = dict(zip(texts, self.embedder.embed_documents(texts)))
+        return [sum(x * y for x, y in zip(vectors[a], vectors[b])) for a, b in text_pairs]
 
 
 def load_bi_encoder(settings: Settings) -> BiEncoder:

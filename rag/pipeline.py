@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 
 from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.documents import Document
@@ -16,7 +17,10 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables import RunnableLambda
 
+from .declines import gate_for, is_decline, not_covered_message
+from .embeddings import BiEncoderPairScorer
 from .errors import NoDocuments, RagError
+from .evidence import EvidenceCompressor, attribute
 from .hybrid import KeywordIndex, fuse
 from .library import Library
 from .llm import make_chat_model, translate_error
@@ -28,12 +32,6 @@ from .store import Store
 
 History = Sequence[tuple[str, str]]
 ChatModelFactory = Callable[..., BaseChatModel]
-
-
-def not_covered_message(best: float, threshold: float) -> str:
-    return (f"Your documents do not seem to cover this question: the best passage scored {best:.3f} with the "
-            f"cross-encoder, below the threshold of {threshold:g}. Rephrase it, add documents that cover it, "
-            "or lower the threshold.")
 
 
 def _ms(start: float) -> float:
@@ -133,8 +131,17 @@ class Pipeline:
     def answer_chain(self):
         """The LCEL chain: {question, sources} -> messages -> ChatOllama -> text chunks."""
         prompt = ChatPromptTemplate.from_messages([MessagesPlaceholder("messages")])
-        to_messages = RunnableLambda(lambda x: {"messages": build_messages(x["question"], x["sources"])})
+        to_messages = RunnableLambda(lambda x: {"messages": build_messages(x["question"], x["sources"],
+                                                                    self.settings.prompt_layout)})
         return to_messages | prompt | self._chat_model(self.settings) | StrOutputParser()
+
+    def pair_scorer(self, reranked: bool) -> BaseCrossEncoder:
+        """What scores evidence and attributions: the cross-encoder for a reranked question, else the bi-encoder."""
+        return self.cross_encoder() if reranked else BiEncoderPairScorer(self.store.embedder)
+
+    def evidence_compressor(self, reranked: bool) -> EvidenceCompressor:
+        return EvidenceCompressor(scorer=self.pair_scorer(reranked), context=self.settings.context,
+                                  max_chars=self.settings.evidence_chars, sentences=self.settings.evidence_sentences)
 
     def ask(self, question: str, history: History = (), rerank: bool | None = None,
             candidates: int | None = None, keep: int | None = None, hybrid: bool | None = None) -> Answer:
@@ -156,28 +163,38 @@ class Pipeline:
     def answer_from(self, ranking: Ranking, question: str | None = None) -> Answer:
         """An Answer from exactly `ranking.kept`, numbered [1]..[k] (Compare answers each side's ranking with it).
 
-        When the pool's best cross-encoder score is below `min_rerank_score`, the LLM is not called and the outcome
-        is "not_covered". LLM errors are raised as RagError while the tokens are read.
+        When the pool's best score is below the gate's threshold (`declines.gate_for`), the LLM is not called and
+        the outcome is "not_covered". Otherwise the sentences of the kept chunks are scored against the question
+        (`answer.evidence`) before the answer streams, and its sentences are attributed to chunks after
+        (`answer.sentences`). LLM errors are raised as RagError while the tokens are read.
         """
         question = question or ranking.question
-        best, threshold = ranking.best_rerank_score, self.settings.min_rerank_score
-        if threshold > 0 and best is not None and best < threshold:
+        gate = gate_for(self.settings, ranking.reranked)
+        best = ranking.best_rerank_score if ranking.reranked else ranking.best_bi_score
+        if best is not None and ranking.kept and best < gate.threshold:
             answer = Answer(question, ranking.question, ranking, "not_covered", iter(()))
-            answer.tokens = self._fixed(answer, not_covered_message(best, threshold))
+            answer.tokens = self._fixed(answer, not_covered_message(best, gate, ranking.reranked))
             return answer
         answer = Answer(question, ranking.question, ranking, "answered", iter(()))
-        answer.tokens = self._stream(answer)
+        start = time.perf_counter()
+        documents = [Document(page_content=s.text, id=s.chunk_id, metadata={"number": s.number}) for s in ranking.kept]
+        compressed = self.evidence_compressor(ranking.reranked).compress_documents(documents, ranking.question)
+        answer.evidence = {d.metadata["number"]: d.metadata["evidence"] for d in compressed}
+        sent = [replace(s, text=d.page_content) for s, d in zip(ranking.kept, compressed)]
+        ranking.timings.evidence_ms = _ms(start)
+        answer.tokens = self._stream(answer, [s for s in sent if s.text.strip()])
         return answer
 
     def _fixed(self, answer: Answer, text: str) -> Iterator[str]:
         answer.text = text
         yield text
 
-    def _stream(self, answer: Answer) -> Iterator[str]:
+    def _stream(self, answer: Answer, sent: list[Source]) -> Iterator[str]:
+        """Stream the answer to `sent` (the kept chunks as the LLM reads them); then judge it."""
         sources = answer.ranking.kept
         citations = CitationFilter(s.number for s in sources)
         start = time.perf_counter()
-        raw = self.answer_chain().stream({"question": answer.standalone_question, "sources": sources})
+        raw = self.answer_chain().stream({"question": answer.standalone_question, "sources": sent})
         try:
             for piece in citations.filter(raw):
                 if answer.ranking.timings.first_token_ms is None:
@@ -190,6 +207,11 @@ class Pipeline:
         finally:
             answer.citations, answer.dropped_citations = citations.cited, citations.dropped
             answer.ranking.timings.answer_ms = _ms(start)
+        if is_decline(answer.text):
+            answer.outcome = "declined"
+        elif sources:
+            answer.sentences = attribute(answer.standalone_question, answer.text, sources,
+                                         self.pair_scorer(answer.ranking.reranked))
 
 
 def _loaded(cross_encoder: Callable[[], BaseCrossEncoder] | BaseCrossEncoder | None) -> BaseCrossEncoder:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
-from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from .results import Source
 
@@ -40,12 +40,34 @@ def format_passages(sources: Sequence[Source]) -> str:
     return "\n\n".join(parts)
 
 
-def build_messages(question: str, sources: Sequence[Source]) -> list[BaseMessage]:
-    """The exact messages of an answer request."""
-    return [
-        SystemMessage(SYSTEM_PROMPT),
-        HumanMessage(f"{format_passages(sources)}\n\nQuestion: {question.strip()}"),
-    ]
+# A worked example for small models: the answer's form (short, from the passages, cited) and the decline.
+_EXAMPLE_PASSAGES = (
+    '<passage 1 from="example.txt">\nThe museum opened in 1901. It was designed by Anna Berg.\n</passage 1>\n\n'
+    '<passage 2 from="example.txt">\nTickets are sold at the north gate.\n</passage 2>'
+)
+EXAMPLE_TURNS = (
+    (f"{_EXAMPLE_PASSAGES}\n\nQuestion: Who designed the museum?", "Anna Berg designed the museum [1]."),
+    (f"{_EXAMPLE_PASSAGES}\n\nQuestion: How tall is the museum?", NO_ANSWER),
+)
+
+
+def build_messages(question: str, sources: Sequence[Source], layout: str = "plain") -> list[BaseMessage]:
+    """The exact messages of an answer request.
+
+    Layouts: `plain` (passages, then the question); `sandwich` (the question before and after the passages);
+    `example` (a worked example of a cited answer and of a decline first, then as `sandwich`).
+    """
+    question = question.strip()
+    passages = format_passages(sources)
+    if layout == "plain":
+        return [SystemMessage(SYSTEM_PROMPT), HumanMessage(f"{passages}\n\nQuestion: {question}")]
+    request = (f"Question: {question}\n\n{passages}\n\nQuestion: {question}\n"
+               "Answer in one short sentence from the passages, with the passage number in brackets.")
+    messages: list[BaseMessage] = [SystemMessage(SYSTEM_PROMPT)]
+    if layout == "example":
+        for asked, replied in EXAMPLE_TURNS:
+            messages += [HumanMessage(asked), AIMessage(replied)]
+    return messages + [HumanMessage(request)]
 
 
 def build_rewrite_messages(question: str, history: Sequence[tuple[str, str]]) -> list[BaseMessage]:

@@ -46,6 +46,7 @@ class Timings:
     rewrite_ms: float | None = None
     retrieve_ms: float | None = None
     rerank_ms: float | None = None
+    evidence_ms: float | None = None
     first_token_ms: float | None = None
     answer_ms: float | None = None
 
@@ -81,6 +82,13 @@ class Ranking:
         scores = [s.ce_score for s in self.candidates if s.ce_score is not None]
         return max(scores) if scores else None
 
+    @property
+    def best_bi_score(self) -> float | None:
+        """The best bi-encoder cosine of the pool (None with hybrid search, whose first score is a fused rank)."""
+        if self.hybrid or not self.candidates:
+            return None
+        return max(s.bi_score for s in self.candidates)
+
     def to_dict(self) -> dict:
         return {
             "question": self.question,
@@ -94,7 +102,42 @@ class Ranking:
         }
 
 
-Outcome = Literal["answered", "not_covered"]
+@dataclass(frozen=True)
+class Evidence:
+    """A sentence of a sent chunk scored against the question: `text[start:end]` of source [number]."""
+
+    number: int
+    start: int
+    end: int
+    score: float
+    text: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AnswerSentence:
+    """A sentence of the answer (`answer[start:end]`) and the sent chunks behind it.
+
+    `cited`: the numbers the model wrote in it; `attributed`: the chunk found to support it after the answer
+    streamed (by the scorer, or because the chunk holds every content word of the sentence). A sentence with no
+    supporting chunk is `supported=False`: shown flagged, not cited.
+    """
+
+    start: int
+    end: int
+    text: str
+    cited: list[int]
+    attributed: list[int]
+    score: float | None
+    supported: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+Outcome = Literal["answered", "declined", "not_covered"]
 
 
 @dataclass
@@ -102,7 +145,10 @@ class Answer:
     """An answer being streamed. Iterate `tokens` once; afterwards `text`, `citations` and timings are complete.
 
     `question` is what the user asked; `standalone_question` what retrieval used (they differ for a rewritten
-    follow-up). `outcome` is "not_covered" when the documents scored too low to call the LLM.
+    follow-up). `outcome` is "not_covered" when the documents scored too low to call the LLM, "declined" when
+    the LLM was called and said that the passages do not answer the question.
+    `evidence` holds the scored sentences of each sent chunk (best first), known before the answer streams;
+    `sentences` the answer's sentences with their attributed citations, known once it has streamed.
     """
 
     question: str
@@ -114,6 +160,8 @@ class Answer:
     citations: list[int] = field(default_factory=list)
     dropped_citations: list[int] = field(default_factory=list)
     cut_off: bool = False
+    evidence: dict[int, list[Evidence]] = field(default_factory=dict)
+    sentences: list[AnswerSentence] = field(default_factory=list)
 
     @property
     def sources(self) -> list[Source]:
@@ -143,5 +191,7 @@ class Answer:
             "dropped_citations": self.dropped_citations,
             "cut_off": self.cut_off,
             "sources": [s.to_dict() for s in self.sources],
+            "evidence": {str(n): [e.to_dict() for e in spans] for n, spans in self.evidence.items()},
+            "sentences": [s.to_dict() for s in self.sentences],
             "ranking": self.ranking.to_dict(),
         }

@@ -98,14 +98,49 @@ class Settings(BaseSettings):
         False, description="Fetch candidates by the bi-encoder and BM25 keyword search together (reciprocal-rank fusion)."
     )
     rerank: bool = Field(True, description="Rescore the candidates with the cross-encoder (can be switched off per question).")
-    min_rerank_score: float = Field(
-        0.01,
+    min_rerank_score: float | None = Field(
+        None,
         ge=0.0,
         le=1.0,
         description=(
             "If the best cross-encoder score (0..1, sigmoid) is below this, the documents are taken not to cover "
-            "the question and the LLM is not called. 0 turns the check off."
+            "the question and the LLM is not called. Unset: the value calibrated for the configured cross-encoder "
+            "(README, 'Answers'); 0 turns the check off."
         ),
+    )
+    min_dense_score: float | None = Field(
+        None,
+        ge=-1.0,
+        le=1.0,
+        description=(
+            "The same check for questions asked without reranking, on the best bi-encoder cosine. Unset: the value "
+            "calibrated for the configured embedder; -1 turns the check off."
+        ),
+    )
+
+    # -- what the LLM reads
+    context: Literal["chunks", "windows", "evidence"] = Field(
+        "evidence",
+        description=(
+            "What the LLM reads of the kept chunks (they stay the same chunks, numbered alike): `chunks`, each whole; "
+            "`windows`, each cut to the sentences around its best one (at most `evidence_chars`); `evidence`, only "
+            "the `evidence_sentences` best sentences over all of them (the highlighted evidence). README, 'Answers': "
+            "correctness and first token of each with the stand-in model."
+        ),
+    )
+    evidence_sentences: int = Field(
+        1, ge=1, le=20, description="Sentences sent when `context` is `evidence`: the best-scoring ones."
+    )
+    prompt_layout: Literal["plain", "sandwich", "example"] = Field(
+        "plain",
+        description=(
+            "How the answer request is laid out: `plain` (passages, then the question), `sandwich` (the question "
+            "before and after the passages), `example` (a worked example of a cited answer and of a decline, then "
+            "as `sandwich`). README, 'Answers': what each gives."
+        ),
+    )
+    evidence_chars: int = Field(
+        400, ge=100, description="Most characters sent of each chunk when `context` is `windows`."
     )
 
     @model_validator(mode="after")

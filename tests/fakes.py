@@ -24,6 +24,20 @@ class FixedScoreCrossEncoder(BaseCrossEncoder):
         return [next((v for k, v in self.scores.items() if k in passage), self.otherwise) for _, passage in text_pairs]
 
 
+class PairScoreCrossEncoder(BaseCrossEncoder):
+    """Scores a pair by the first (word in question, word in passage) key of `scores` both contain."""
+
+    name = "pair-scores"
+
+    def __init__(self, scores: dict[tuple[str, str], float], otherwise: float = 0.0) -> None:
+        self.scores = scores
+        self.otherwise = otherwise
+
+    def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
+        return [next((v for (q, p), v in self.scores.items() if q in query and p in passage), self.otherwise)
+                for query, passage in text_pairs]
+
+
 class ScriptedChat:
     """A chat-model factory (the Pipeline's interface) whose models reply with scripted texts, in order,
     and record the messages they were sent."""

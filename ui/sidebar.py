@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from rag.declines import gate_for
 from rag.errors import RagError
 from rag.llm import OllamaStatus, model_is_listed
 from rag.settings import Settings
@@ -52,12 +53,15 @@ def session_settings(base: Settings) -> tuple[Settings, OllamaStatus]:
     hybrid = st.toggle("Hybrid search", value=base.hybrid, key="hybrid",
                        help="Fetch candidates by the bi-encoder and BM25 keywords together, fused by reciprocal rank "
                        "(RAG_HYBRID).")
-    # The threshold starts from RAG_MIN_RERANK_SCORE and lives in the session's state, where `use_threshold` (the
+    # The threshold starts from the gate in force (RAG_MIN_RERANK_SCORE, or the value calibrated for the
+    # cross-encoder) and lives in the session's state, where `use_threshold` (the
     # Evaluate page's suggestion) can set it too; so the slider takes no value of its own.
-    st.session_state.setdefault(THRESHOLD, float(base.min_rerank_score))
+    gate = gate_for(base, reranked=True)
+    st.session_state.setdefault(THRESHOLD, float(gate.threshold))
     threshold = st.slider(
         "Not-covered threshold", 0.0, 1.0, step=0.01, key=THRESHOLD,
-        help="If the best cross-encoder score is below this, the LLM is not asked (RAG_MIN_RERANK_SCORE; 0 = off).",
+        help=f"If the best cross-encoder score is below this, the LLM is not asked (0 = off). Default: "
+             f"{gate.threshold:g}, {gate.source}.",
     )
     settings = base.model_copy(update={"ollama_model": model, "candidates": candidates, "hybrid": hybrid,
                                        "keep": min(keep, candidates), "min_rerank_score": threshold})

@@ -1,0 +1,275 @@
+"""Answers measured end to end: `python -m rag eval --answers QA.jsonl --docs DIR [--unanswerable FILE ...]`.
+
+The documents are indexed into a temporary store through the normal ingest; every question is asked through
+`Pipeline.ask`, the same path as the app, with the configured LLM. Per mode (`dense`, `rerank`, `hybrid`,
+`hybrid-rerank`), on the answerable file:
+  contains_gold       the answer contains a gold answer (both normalised as SQuAD does)
+  f1                  SQuAD token F1 against the best gold answer
+  gold_sent           a chunk sent to the LLM contains a gold answer (the ceiling retrieval sets)
+  cited               answers with at least one citation shown (the model's or an attributed one)
+  citations_correct   shown citations whose chunk contains a gold answer
+  correct_cited_right correct answers with a citation whose chunk contains a gold answer
+  evidence_top_gold   the top highlighted sentence contains a gold answer, where a sent chunk contains one
+  wrongly_declined    answerable questions declined (by the gate or by the model)
+and on each unanswerable file the share declined; first token and full answer p50 / p95.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import re
+import statistics
+import string
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import RagError
+from .evaluation import _read_jsonl
+from .evidence import best_evidence
+from .library import expand_paths
+from .metrics import percentile
+from .results import Answer
+from .settings import Settings
+
+MODES = {"dense": (False, False), "rerank": (True, False), "hybrid": (False, True), "hybrid-rerank": (True, True)}
+ANSWER_METRICS = ("contains_gold", "f1", "gold_sent", "cited", "citations_correct", "correct_cited_right",
+                  "evidence_top_gold", "wrongly_declined")
+
+
+# -- SQuAD's answer normalisation and token F1 (its official evaluation script's definitions)
+
+def normalize_answer(text: str) -> str:
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def contains_answer(text: str, answers: Iterable[str]) -> bool:
+    """A gold answer's normalised words appear, as whole words, in the normalised text."""
+    padded = f" {normalize_answer(text)} "
+    return any(normalize_answer(a) and f" {normalize_answer(a)} " in padded for a in answers)
+
+
+def token_f1(prediction: str, answers: Iterable[str]) -> float:
+    best = 0.0
+    predicted = normalize_answer(prediction).split()
+    for gold in answers:
+        wanted = normalize_answer(gold).split()
+        common = collections.Counter(predicted) & collections.Counter(wanted)
+        same = sum(common.values())
+        if same and predicted and wanted:
+            precision, recall = same / len(predicted), same / len(wanted)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+# -- the test set
+
+@dataclass
+class AnswerSet:
+    """Answerable questions with gold answers, unanswerable files by name, and the documents."""
+
+    name: str
+    documents: list[tuple[str, bytes]]
+    answerable: list[tuple[str, list[str]]]
+    unanswerable: dict[str, list[str]] = field(default_factory=dict)
+
+    def limit(self, n: int) -> None:
+        """The first n questions of each file (squad2-dev's files are in random order, so these are a sample)."""
+        self.answerable = self.answerable[:n]
+        self.unanswerable = {k: v[:n] for k, v in self.unanswerable.items()}
+
+
+def load_answer_set(qa_file: Path, docs: Path, unanswerable: Iterable[Path] = ()) -> AnswerSet:
+    """QA.jsonl lines {"question", "answers": [...]} (or "answer"); unanswerable files need only "question"."""
+    answerable = []
+    for path in [qa_file, *unanswerable]:
+        if not path.is_file():
+            raise RagError(f"no such file: {path}")
+    for number, item in enumerate(_read_jsonl(qa_file), start=1):
+        given = item.get("answers", item.get("answer"))
+        given = [given] if isinstance(given, str) else list(given or [])
+        if not item.get("question") or not given:
+            raise RagError(f"{qa_file}:{number} needs a question and at least one answer")
+        answerable.append((str(item["question"]), [str(a) for a in given]))
+    others = {}
+    for path in unanswerable:
+        questions = [str(item.get("question") or "") for item in _read_jsonl(path)]
+        if not all(questions):
+            raise RagError(f"{path}: every line needs a question")
+        others[path.stem] = questions
+    documents = [(p.name, p.read_bytes()) for p in expand_paths([docs])]
+    if not documents:
+        raise RagError(f"no documents in {docs}")
+    return AnswerSet(qa_file.stem, documents, answerable, others)
+
+
+# -- one answer, judged
+
+def judge(answer: Answer, gold: list[str] | None) -> dict:
+    """What one answer did; `gold` is None for a question the documents do not answer."""
+    sent = {s.number: s for s in answer.sources}
+    shown = sorted({n for s in answer.sentences for n in (s.attributed or s.cited)} | set(answer.citations))
+    top = best_evidence(answer.evidence)
+    record = {
+        "question": answer.question, "outcome": answer.outcome, "answer": answer.text,
+        "declined": answer.outcome != "answered",
+        "model_cited": bool(answer.citations), "cited": bool(shown), "citations": shown,
+        "unsupported_sentences": sum(not s.supported for s in answer.sentences),
+        **_times(answer),
+        "best_rerank_score": answer.ranking.best_rerank_score, "best_bi_score": answer.ranking.best_bi_score,
+        "top_evidence": top.text if top else None,
+        "sources": [{"number": s.number, "location": s.location, "text": s.text} for s in answer.sources],
+        "sentences": [s.to_dict() for s in answer.sentences],
+    }
+    if gold is not None:
+        holds = {n for n, s in sent.items() if contains_answer(s.text, gold)}
+        correct = answer.outcome == "answered" and contains_answer(answer.text, gold)
+        record.update(
+            gold=gold, contains_gold=correct, f1=token_f1(answer.text, gold) if answer.outcome == "answered" else 0.0,
+            gold_sent=bool(holds), citations_correct=[n in holds for n in shown],
+            correct_cited_right=bool(holds & set(shown)) if correct else None,
+            evidence_top_gold=(contains_answer(top.text, gold) if top else False) if holds else None,
+        )
+    return record
+
+
+def _times(answer: Answer) -> dict:
+    """Each stage's milliseconds, and first token / full answer counted from the question (as a user waits)."""
+    t = answer.timings
+    before = sum(v or 0.0 for v in (t.rewrite_ms, t.retrieve_ms, t.rerank_ms, t.evidence_ms))
+    return {"retrieve_ms": t.retrieve_ms, "rerank_ms": t.rerank_ms, "evidence_ms": t.evidence_ms,
+            "llm_first_token_ms": t.first_token_ms,
+            "first_token_ms": None if t.first_token_ms is None else round(before + t.first_token_ms, 1),
+            "answer_ms": None if t.answer_ms is None else round(before + t.answer_ms, 1)}
+
+
+def summarise(records: list[dict], unanswerable: dict[str, list[dict]]) -> dict:
+    def share(values: list) -> float:
+        values = [v for v in values if v is not None]
+        return round(statistics.fmean(values), 4) if values else float("nan")
+
+    answered = [r for r in records if not r["declined"]]
+    timed = [r for group in [records, *unanswerable.values()] for r in group if r["first_token_ms"] is not None]
+    return {
+        "contains_gold": share([r["contains_gold"] for r in records]),
+        "f1": share([r["f1"] for r in records]),
+        "gold_sent": share([r["gold_sent"] for r in records]),
+        "cited": share([r["cited"] for r in answered]),
+        "model_cited": share([r["model_cited"] for r in answered]),
+        "citations_correct": share([ok for r in records for ok in r["citations_correct"]]),
+        "correct_cited_right": share([r["correct_cited_right"] for r in records]),
+        "evidence_top_gold": share([r["evidence_top_gold"] for r in records]),
+        "wrongly_declined": share([r["declined"] for r in records]),
+        "declined": {name: share([r["declined"] for r in group]) for name, group in unanswerable.items()},
+        "first_token_ms": _p50_p95([r["first_token_ms"] for r in timed]),
+        "answer_ms": _p50_p95([r["answer_ms"] for r in timed]),
+        "stages_ms_p50": {stage: _p50_p95([r[stage] for r in timed if r[stage] is not None]).get("p50")
+                          for stage in ("retrieve_ms", "rerank_ms", "evidence_ms", "llm_first_token_ms")},
+    }
+
+
+def calibrate_gate(records: list[dict], unanswerable: dict[str, list[dict]], key: str,
+                   answered_share: float = 0.9) -> dict | None:
+    """The highest gate threshold on `key` (best_rerank_score or best_bi_score) that lets `answered_share` of the
+    answerable questions through, and the share of each unanswerable file it would stop."""
+    scores = sorted(r[key] for r in records if r[key] is not None)
+    if not scores:
+        return None
+    k = math.floor(len(scores) * (1 - answered_share) + 1e-9)
+    threshold = math.floor(scores[k] * 1000) / 1000
+    return {"score": key, "threshold": threshold,
+            "answerable_through": round(sum(s >= threshold for s in scores) / len(scores), 4),
+            "stopped": {name: round(statistics.fmean(r[key] is not None and r[key] < threshold for r in group), 4)
+                        for name, group in unanswerable.items() if group}}
+
+
+def _p50_p95(values: list[float]) -> dict[str, float]:
+    return {"p50": round(percentile(values, 50), 1), "p95": round(percentile(values, 95), 1)} if values else {}
+
+
+@dataclass
+class AnswerReport:
+    test_set: str
+    documents: int
+    chunks: int
+    llm: str
+    reranker: str
+    context: str
+    results: list[dict]
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    def table(self) -> str:
+        names = sorted({n for r in self.results for n in r["answers"]["declined"]})
+        head = ("| mode | contains gold | F1 | gold sent | cited | citations right | correct & cited right | "
+                "evidence top gold | wrongly declined | " + " | ".join(f"declined: {n}" for n in names)
+                + " | first token ms p50 / p95 | answer ms p50 / p95 |")
+        lines = [head, "|" + "---|" * (head.count("|") - 1)]
+        for r in self.results:
+            a = r["answers"]
+            cells = [f"{a[m]:.2f}" for m in ANSWER_METRICS] + [f"{a['declined'][n]:.2f}" for n in names]
+            cells += [f"{t['p50']:.0f} / {t['p95']:.0f}" if t else "" for t in (a["first_token_ms"], a["answer_ms"])]
+            lines.append(f"| {r['mode']} | " + " | ".join(cells) + " |")
+        for r in self.results:
+            stages = ", ".join(f"{k.removesuffix('_ms').replace('_', ' ')} {v:.0f}" for k, v in
+                               r["answers"]["stages_ms_p50"].items() if v is not None)
+            lines.append(f"\n{r['mode']}: until the first token, p50 ms: {stages}")
+            gate = r.get("gate_calibration")
+            if gate:
+                stopped = ", ".join(f"{v:.0%} of {k}" for k, v in gate["stopped"].items())
+                lines.append(f"\n{r['mode']}: a gate at {gate['score']} >= {gate['threshold']} would let "
+                             f"{gate['answerable_through']:.0%} of the answerable questions through and stop {stopped}")
+        return "\n".join(lines)
+
+
+def evaluate_answers(
+    test: AnswerSet, settings: Settings, pipeline_factory: Callable[[Settings], object],
+    modes: Iterable[str] = ("dense", "rerank"),
+    progress: Callable[[int, str], Callable[[], None]] | None = None, index_dir: Path | None = None,
+) -> AnswerReport:
+    """Index the documents into a scratch store (or `index_dir`, kept), then ask every question in every mode."""
+    modes = list(modes)
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        raise RagError(f"unknown mode {', '.join(unknown)}; choose from {', '.join(MODES)}")
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="rag-answers-") as scratch:
+        folder = index_dir or Path(scratch)
+        local = settings.model_copy(update={"chroma_path": Path(folder) / "chroma", "chroma_host": None,
+                                            "collection": "evaluation"})
+        pipeline = pipeline_factory(local)
+        try:
+            outcomes = pipeline.library.ingest_many(test.documents)
+            if all(o.status == "rejected" for o in outcomes):
+                raise RagError(f"no document of {test.name} could be indexed: {outcomes[0].reason}")
+            chunks = pipeline.store.count_chunks()
+            total = (len(test.answerable) + sum(map(len, test.unanswerable.values()))) * len(modes)
+            step = progress(total, "answering") if progress else (lambda: None)
+            results = []
+            for mode in modes:
+                rerank, hybrid = MODES[mode]
+
+                def ask(question: str, gold: list[str] | None) -> dict:
+                    answer = pipeline.ask(question, rerank=rerank, hybrid=hybrid)
+                    answer.consume()
+                    step()
+                    return judge(answer, gold)
+
+                records = [ask(q, gold) for q, gold in test.answerable]
+                others = {name: [ask(q, None) for q in questions] for name, questions in test.unanswerable.items()}
+                gate_key = "best_rerank_score" if rerank else ("best_bi_score" if not hybrid else None)
+                results.append({"mode": mode, "answers": summarise(records, others),
+                                "gate_calibration": calibrate_gate(records, others, gate_key) if gate_key else None,
+                                "per_question": {"answerable": records, **others}})
+        finally:
+            pipeline.store.close()
+    return AnswerReport(test.name, len(test.documents), chunks, f"{local.ollama_model} at {local.ollama_url}",
+                        local.reranker_model, local.context, results, round(time.perf_counter() - started, 1))
