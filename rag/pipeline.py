@@ -17,7 +17,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables import RunnableLambda
 
-from .declines import gate_for, is_decline, not_covered_message
+from .declines import is_decline, not_covered
 from .embeddings import BiEncoderPairScorer
 from .errors import NoDocuments, RagError
 from .evidence import EvidenceCompressor, attribute
@@ -163,17 +163,16 @@ class Pipeline:
     def answer_from(self, ranking: Ranking, question: str | None = None) -> Answer:
         """An Answer from exactly `ranking.kept`, numbered [1]..[k] (Compare answers each side's ranking with it).
 
-        When the pool's best score is below the gate's threshold (`declines.gate_for`), the LLM is not called and
+        When the pool's best scores are below the gate's thresholds (`declines.not_covered`), the LLM is not called and
         the outcome is "not_covered". Otherwise the sentences of the kept chunks are scored against the question
         (`answer.evidence`) before the answer streams, and its sentences are attributed to chunks after
         (`answer.sentences`). LLM errors are raised as RagError while the tokens are read.
         """
         question = question or ranking.question
-        gate = gate_for(self.settings, ranking.reranked)
-        best = ranking.best_rerank_score if ranking.reranked else ranking.best_bi_score
-        if best is not None and ranking.kept and best < gate.threshold:
+        message = not_covered(ranking, self.settings)
+        if message:
             answer = Answer(question, ranking.question, ranking, "not_covered", iter(()))
-            answer.tokens = self._fixed(answer, not_covered_message(best, gate, ranking.reranked))
+            answer.tokens = self._fixed(answer, message)
             return answer
         answer = Answer(question, ranking.question, ranking, "answered", iter(()))
         start = time.perf_counter()

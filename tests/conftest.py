@@ -130,8 +130,10 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     if settings.chroma_host:
         env.update(RAG_CHROMA_HOST=settings.chroma_host, RAG_CHROMA_PORT=str(settings.chroma_port))
     env["RAG_COLLECTION"] = settings.collection
-    for name in ("min_rerank_score", "ingest_batch_chunks", "embedding_batch_size", "max_file_mb"):
-        env[f"RAG_{name.upper()}"] = str(getattr(settings, name))
+    for name in ("min_rerank_score", "min_dense_score", "context", "ingest_batch_chunks", "embedding_batch_size",
+                 "max_file_mb"):
+        if getattr(settings, name) is not None:  # None: the setting's own default (e.g. the calibrated gate)
+            env[f"RAG_{name.upper()}"] = str(getattr(settings, name))
     env.update(extra)
     return env
 

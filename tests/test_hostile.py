@@ -3,6 +3,8 @@
 The small test model cannot show resistance to injection by itself, so these tests check the exact messages sent.
 """
 
+import pytest
+
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from rag.pipeline import Pipeline
@@ -37,9 +39,11 @@ def test_a_file_name_cannot_break_out_of_the_passage_header():
     assert user.count("<passage") == 1 and "<passage 9>" not in user
 
 
-def test_the_pipeline_sends_hostile_chunks_only_inside_the_user_message(store, settings, cross_encoder):
+@pytest.mark.parametrize("context", ["chunks", "windows"])
+def test_the_pipeline_sends_hostile_chunks_only_inside_the_user_message(store, settings, cross_encoder, context):
     chat = ScriptedChat("Refunds take 14 days [1].")
-    pipeline = Pipeline(settings, store, cross_encoder, chat_model=chat)
+    # Whole chunks or windows, so that the hostile text is sent (with `evidence` only the best sentence is).
+    pipeline = Pipeline(settings.model_copy(update={"context": context}), store, cross_encoder, chat_model=chat)
     pipeline.library.ingest_bytes("evil.md", ATTACK.encode())
     pipeline.library.ingest_bytes("policy.md", b"A refund takes 14 days to process.")
     pipeline.ask("How long does a refund take?").consume()

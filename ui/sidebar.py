@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from rag.declines import gate_for
+from rag.declines import rerank_gate
 from rag.errors import RagError
 from rag.llm import OllamaStatus, model_is_listed
 from rag.settings import Settings
@@ -56,7 +56,7 @@ def session_settings(base: Settings) -> tuple[Settings, OllamaStatus]:
     # The threshold starts from the gate in force (RAG_MIN_RERANK_SCORE, or the value calibrated for the
     # cross-encoder) and lives in the session's state, where `use_threshold` (the
     # Evaluate page's suggestion) can set it too; so the slider takes no value of its own.
-    gate = gate_for(base, reranked=True)
+    gate = rerank_gate(base)
     st.session_state.setdefault(THRESHOLD, float(gate.threshold))
     threshold = st.slider(
         "Not-covered threshold", 0.0, 1.0, step=0.01, key=THRESHOLD,
