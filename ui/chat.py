@@ -22,6 +22,8 @@ from .text import escape
 
 log = logging.getLogger(__name__)
 _LLM_ERRORS = (OllamaUnreachable, ModelNotPulled, LLMError)
+# A declined answer's sources were read by the model, which found no answer in them: say that they were sent.
+SOURCES_HEADINGS = {"not_covered": "Closest passages (not sent to the LLM)", "declined": "Sources (sent to the LLM)"}
 
 
 @dataclass(kw_only=True)
@@ -98,7 +100,7 @@ def show_standalone(question: str) -> None:
 
 
 def show_turn(turn: Turn, index: int) -> None:
-    """The assistant's side of a turn: answer (or message), its problems, then its sources."""
+    """The assistant's side of a turn: answer (or message), its problems, then its sources with their evidence."""
     prefix = f"turn{index}"
     if turn.no_documents:
         notices.no_documents()
@@ -109,5 +111,5 @@ def show_turn(turn: Turn, index: int) -> None:
         st.caption("Stopped before the answer began.")
     answers.show(turn, anchors=prefix)
     if turn.sources:
-        heading = "Closest passages (not sent to the LLM)" if turn.outcome == "not_covered" else "Sources"
-        show_sources(turn.sources, prefix, turn.reranker, heading, turn.hybrid)
+        show_sources(turn.sources, prefix, turn.reranker, SOURCES_HEADINGS.get(turn.outcome, "Sources"), turn.hybrid,
+                     turn.evidence)

@@ -17,6 +17,7 @@ from rag.results import Ranking, Timings
 
 from . import answers, notices, resources
 from .answers import Reply
+from .evidence import compact_evidence, scorer_label
 from .sources import move_arrow
 from .text import escape, model_label, snippet
 
@@ -152,8 +153,12 @@ def stored_answers() -> list[SideAnswer]:
 
 
 def show_answer(result: SideAnswer) -> None:
+    """One side's answer, its citations linked to the lines below it: each sent chunk with its best sentence."""
+    prefix = f"compare-{result.side}"
     st.markdown(f"**Answer from the {escape(result.side)} top {len(result.sources)}**")
-    answers.show(result)
-    sent = " · ".join(f"[{s.number}] {s.location}" for s in result.sources)
-    st.caption(escape(f"Sent: {sent}. First token after {_ms(result.timings.first_token_ms)}, "
+    answers.show(result, anchors=prefix)
+    if result.sources:
+        st.html(compact_evidence(result.sources, result.evidence, prefix,
+                                 scorer_label(result.side == "cross-encoder")))
+    st.caption(escape(f"First token after {_ms(result.timings.first_token_ms)}, "
                       f"answer in {_ms(result.timings.answer_ms)}."))

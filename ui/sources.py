@@ -1,13 +1,15 @@
-"""Source cards: the chunks sent with an answer, numbered as cited, with both rankers' scores and the text."""
+"""Source cards: the chunks sent with an answer, numbered as cited, with both rankers' scores, the sentence that
+best answers the question (highlighted) and the text."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import streamlit as st
 
-from rag.results import Source
+from rag.results import Evidence, Source
 
+from .evidence import best_of, card_evidence, scorer_label
 from .text import anchor, escape, model_label
 
 
@@ -37,8 +39,14 @@ def score_line(source: Source, reranker: str | None, hybrid: bool = False) -> st
 
 
 def show_sources(sources: Sequence[Source], prefix: str, reranker: str | None, heading: str = "Sources",
-                 hybrid: bool = False) -> None:
-    """One bordered card per source, each starting with the anchor its citation [n] links to."""
+                 hybrid: bool = False, evidence: Mapping[int, Sequence[Evidence]] | None = None) -> None:
+    """One bordered card per source, each starting with the anchor its citation [n] links to.
+
+    Where the chunk's sentences were scored against the question (`evidence`), its best sentence shows on the
+    card, highlighted in its surroundings, without opening the chunk's text.
+    """
+    evidence = evidence or {}
+    best = best_of(evidence)
     st.markdown(f"**{escape(heading)}**")
     for source in sources:
         with st.container(border=True, gap="xsmall"):
@@ -46,5 +54,9 @@ def show_sources(sources: Sequence[Source], prefix: str, reranker: str | None, h
             st.html(f'<div id="{anchor(prefix, source.number or 0)}"></div>')
             st.markdown(f"**{escape(f'[{source.number}] {source.location}')}**")
             st.caption(score_line(source, reranker, hybrid))
+            found = card_evidence(source, evidence.get(source.number or 0, []), scorer_label(reranker is not None),
+                                  best)
+            if found:
+                st.html(found)
             with st.expander("Text of the chunk"):
                 st.text(source.text)
