@@ -186,14 +186,24 @@ class EvidenceCompressor(BaseDocumentCompressor):
 
 @dataclass(frozen=True)
 class AttributionRule:
-    """How an answer sentence is matched to a chunk (chosen by `bench/attribution.py` on squad2-dev).
+    """How an answer sentence is matched to a chunk (chosen with `bench/attribution.py` on squad2-dev answers).
 
-    `with_question`: the scorer reads the question and the sentence together (a short answer such as
-    "in 1066." says little on its own). `threshold`: below it a sentence counts as unsupported.
+    `question`: when the scorer reads the question before the sentence: "never", "short" (sentences of fewer than
+    `short_words` content words: "In 1066." says little on its own, while a full sentence read after the question
+    would be carried by the question alone), or "always". `copied`: a chunk holding every content word of the
+    sentence supports it whatever the score (small models copy phrases). `threshold`: the score below which a
+    sentence is unsupported.
     """
 
-    with_question: bool = True
+    question: str = "short"
+    short_words: int = 4
+    copied: bool = True
     threshold: float = 0.5
+
+    def query(self, question: str, sentence: str) -> str:
+        short = len(content_words(sentence)) < self.short_words
+        use = self.question == "always" or (self.question == "short" and short)
+        return f"{question} {sentence}" if use else sentence
 
 
 def answer_sentences(answer: str) -> list[tuple[int, int, list[int]]]:
@@ -227,10 +237,7 @@ def attribute(question: str, answer: str, sources: Sequence[Source], scorer: Bas
     pieces = answer_sentences(answer)
     if not pieces:
         return []
-    queries = []
-    for a, b, _ in pieces:
-        plain = _CITATION.sub("", answer[a:b]).strip()
-        queries.append(f"{question} {plain}" if rule.with_question else plain)
+    queries = [rule.query(question, _CITATION.sub("", answer[a:b]).strip()) for a, b, _ in pieces]
     pairs = [(q, s.text) for q in queries for s in numbered]
     scores = scorer.score(pairs) if pairs else []
     result = []
@@ -238,7 +245,7 @@ def attribute(question: str, answer: str, sources: Sequence[Source], scorer: Bas
         plain = _CITATION.sub("", answer[a:b]).strip()
         row = scores[i * len(numbered):(i + 1) * len(numbered)]
         words = content_words(plain)
-        copied = [s.number for s in numbered if words and words <= content_words(s.text)]
+        copied = [s.number for s in numbered if rule.copied and words and words <= content_words(s.text)]
         best = max(range(len(numbered)), key=lambda j: row[j]) if numbered else None
         attributed: list[int] = []
         score = None
