@@ -205,11 +205,22 @@ def _print_sources(answer, as_json: bool) -> None:
         return
     if answer.rewritten:
         print(f"(searched for: {answer.standalone_question})")
-    label = "Sources" if answer.outcome == "answered" else "Closest passages (not sent to the LLM)"
+    if answer.outcome == "declined":
+        print("(the model says the passages do not answer this)")
+    for sentence in answer.sentences:
+        marks = [f"[{n}]" for n in sentence.cited] + [f"[{n}]*" for n in sentence.attributed
+                                                       if n not in sentence.cited]
+        print(f"  {_snippet(sentence.text, 70)!r}: {' '.join(marks) if sentence.supported else 'NOT SUPPORTED'}")
+    if answer.sentences:
+        print("  ([n] cited by the model, [n]* attributed after the answer by the supporting chunk)")
+    label = "Closest passages (not sent to the LLM)" if answer.outcome == "not_covered" else "Sources"
     print(f"\n{label}:")
     for s in answer.sources:
         ce = f", cross-encoder {s.ce_score:.4f} (#{s.ce_rank})" if s.ce_score is not None else ""
         print(f"  [{s.number}] {s.location} - bi-encoder {s.bi_score:.4f} (#{s.bi_rank}){ce}: {_snippet(s.text)}")
+        evidence = answer.evidence.get(s.number)
+        if evidence:
+            print(f"      evidence ({evidence[0].score:.3f}): {_snippet(evidence[0].text, 110)}")
 
 
 def cmd_eval(args, settings: Settings) -> int:

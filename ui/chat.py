@@ -1,7 +1,8 @@
 """One chat turn: ask the pipeline, stream the answer, and show it with its sources; and the turns of a session.
 
 Failures a user can act on (Ollama unreachable, model not pulled, no documents, not covered) become messages
-that say what to do; the sources stay visible whenever retrieval ran.
+that say what to do; the sources stay visible whenever retrieval ran, each with its evidence sentence. An answer in
+which the model says that the documents do not answer is shown as such, apart from both.
 """
 
 from __future__ import annotations

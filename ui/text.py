@@ -75,8 +75,8 @@ def _linked(text: str, prefix: str, numbers: set[int]) -> str:
 ATTRIBUTED = "⟨{n}⟩"
 UNSUPPORTED = ":orange-badge[⚠ not supported by the sources]"
 # Markdown of our own (no document or LLM text in it), drawn with the same badges as the answer.
-LEGEND = ("\\[n\\] cited by the model · :violet-badge[⟨n⟩] found to support the sentence, not cited by the model · "
-          ":orange-badge[⚠] no source supports the sentence")
+LEGEND = ("\\[n\\] cited by the model · :violet-badge[⟨n⟩] found to support the sentence, not cited by the "
+          "model · :orange-badge[⚠] no source supports the sentence")
 _END_PUNCTUATION = re.compile(r"[.!?…]+[\"')\]]*$")
 
 
