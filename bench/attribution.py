@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rag.answer_eval import contains_answer
 from rag.embeddings import BiEncoderPairScorer, load_bi_encoder
-from rag.evidence import AttributionRule, _merge_short, attribute, split_sentences
+from rag.evidence import AttributionRule, attribute, evidence_units
 from rag.rerank import load_cross_encoder
 from rag.results import Source
 from rag.settings import Settings
@@ -74,7 +74,7 @@ def main() -> None:
         hits = []
         for r in holding:
             items = [c["text"][a:b] for c in r["sources"] if c["number"]
-                     for a, b in _merge_short(c["text"], split_sentences(c["text"]))]
+                     for a, b in evidence_units(c["text"])]
             scores = scorer.score([(r["question"], " ".join(t.split())) for t in items])
             hits.append(contains_answer(items[max(range(len(items)), key=lambda j: scores[j])], r["gold"]))
         print(f"  {name}: {statistics.fmean(hits):.3f} of {len(holding)}")

@@ -31,6 +31,8 @@ _ABBREVIATIONS = re.compile(r"(?:\b(?:e\.g|i\.e|etc|vs|cf|al|approx|no|fig|eq|st
 _CITATION = re.compile(r"\s*\[(\s*\d{1,3}(?:\s*,\s*\d{1,3})*\s*)\]")
 _LEADING_CITATIONS = re.compile(r"(?:\s*\[\s*\d{1,3}(?:\s*,\s*\d{1,3})*\s*\])+")
 MIN_SENTENCE_CHARS = 12
+_TERMINAL = set(".!?:;\"')]")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
@@ -57,13 +59,17 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     return trimmed
 
 
-def _merge_short(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Fragments shorter than MIN_SENTENCE_CHARS (a heading's number, a stray word) join the next sentence."""
+def evidence_units(text: str) -> list[tuple[int, int]]:
+    """The sentences of a chunk as evidence is scored: fragments shorter than MIN_SENTENCE_CHARS (a heading's
+    number, a stray word) and lines that end without punctuation (a heading, a glossary term) join the sentence
+    after them, so that a heading never wins as evidence on its own."""
+    spans = split_sentences(text)
     merged: list[tuple[int, int]] = []
     carry: int | None = None
-    for a, b in spans:
+    for i, (a, b) in enumerate(spans):
         a = carry if carry is not None else a
-        if b - a < MIN_SENTENCE_CHARS:
+        heading = text[b - 1] not in _TERMINAL and "\n" in text[b:spans[i + 1][0]] if i + 1 < len(spans) else False
+        if b - a < MIN_SENTENCE_CHARS or heading:
             carry = a
             continue
         carry = None
@@ -85,7 +91,7 @@ def find_evidence(question: str, sources: Sequence[Source], scorer: BaseCrossEnc
     for source in sources:
         if source.number is None:
             continue
-        for a, b in _merge_short(source.text, split_sentences(source.text)):
+        for a, b in evidence_units(source.text):
             items.append((source.number, a, b, source.text[a:b]))
     if not items:
         return {}
@@ -111,7 +117,7 @@ def evidence_window(text: str, evidence: Sequence[Evidence], max_chars: int) -> 
     if not evidence:
         return text
     best = evidence[0]
-    spans = _merge_short(text, split_sentences(text))
+    spans = evidence_units(text)
     index = next((i for i, (a, b) in enumerate(spans) if a <= best.start < b or (a, b) == (best.start, best.end)), 0)
     low = high = index
     while True:
@@ -245,8 +251,13 @@ def attribute(question: str, answer: str, sources: Sequence[Source], scorer: Bas
         plain = _CITATION.sub("", answer[a:b]).strip()
         row = scores[i * len(numbered):(i + 1) * len(numbered)]
         words = content_words(plain)
-        copied = [s.number for s in numbered if rule.copied and words and words <= content_words(s.text)]
-        best = max(range(len(numbered)), key=lambda j: row[j]) if numbered else None
+        # A chunk can support a sentence only if it states the sentence's numbers: the scorer measures relevance,
+        # and "Refunds take 30 days" is as relevant to a chunk that says 14 days as the right answer is.
+        numbers = set(_NUMBER.findall(plain))
+        able = [j for j, s in enumerate(numbered) if numbers <= set(_NUMBER.findall(s.text))]
+        copied = [numbered[j].number for j in able
+                  if rule.copied and words and words <= content_words(numbered[j].text)]
+        best = max(able, key=lambda j: row[j]) if able else None
         attributed: list[int] = []
         score = None
         if best is not None:

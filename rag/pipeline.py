@@ -180,8 +180,9 @@ class Pipeline:
         compressed = self.evidence_compressor(ranking.reranked).compress_documents(documents, ranking.question)
         answer.evidence = {d.metadata["number"]: d.metadata["evidence"] for d in compressed}
         sent = [replace(s, text=d.page_content) for s, d in zip(ranking.kept, compressed)]
+        answer.sent = [s for s in sent if s.text.strip()]
         ranking.timings.evidence_ms = _ms(start)
-        answer.tokens = self._stream(answer, [s for s in sent if s.text.strip()])
+        answer.tokens = self._stream(answer, answer.sent)
         return answer
 
     def _fixed(self, answer: Answer, text: str) -> Iterator[str]:

@@ -162,6 +162,9 @@ class Answer:
     cut_off: bool = False
     evidence: dict[int, list[Evidence]] = field(default_factory=dict)
     sentences: list[AnswerSentence] = field(default_factory=list)
+    sent: list[Source] = field(default_factory=list)
+    """The kept chunks as the LLM read them (setting `context`): whole, cut to a window, or only the chosen
+    evidence sentences; a chunk none of whose text was sent is left out."""
 
     @property
     def sources(self) -> list[Source]:
@@ -193,5 +196,6 @@ class Answer:
             "sources": [s.to_dict() for s in self.sources],
             "evidence": {str(n): [e.to_dict() for e in spans] for n, spans in self.evidence.items()},
             "sentences": [s.to_dict() for s in self.sentences],
+            "sent": [{"number": s.number, "text": s.text} for s in self.sent],
             "ranking": self.ranking.to_dict(),
         }

@@ -141,3 +141,20 @@ def test_the_evidence_compressor_keeps_the_documents_and_cuts_their_text():
     windows = EvidenceCompressor(scorer=scorer, context="windows", max_chars=60).compress_documents(docs, "q")
     assert "Rollo became the first ruler of Normandy." in windows[0].page_content
     assert len(windows[0].page_content) < len(CHUNK)
+
+
+def test_a_sentence_is_not_supported_by_a_chunk_that_states_other_numbers():
+    sources = [source(1, "A refund takes 14 days to process."), source(2, "Orders ship from Oslo within 2 days.")]
+    scorer = FixedScoreCrossEncoder({"refund": 0.97, "Oslo": 0.6})
+    wrong, right = attribute("How long does a refund take?", "Refunds take 30 days. Refunds take 14 days.",
+                             sources, scorer)
+    assert not wrong.supported and wrong.attributed == []
+    assert right.attributed == [1]
+
+
+def test_a_heading_or_glossary_term_is_read_with_the_sentence_after_it():
+    text = "## The cross-encoder\nIt reads the question and the passage together.\n\nCross-encoder\nA model."
+    from rag.evidence import evidence_units
+
+    units = [text[a:b] for a, b in evidence_units(text)]
+    assert units == ["## The cross-encoder\nIt reads the question and the passage together.", "Cross-encoder\nA model."]
