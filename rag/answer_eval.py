@@ -29,6 +29,7 @@ from pathlib import Path
 
 from .errors import RagError
 from .evaluation import _read_jsonl
+from .declines import not_covered
 from .evidence import best_evidence
 from .library import expand_paths
 from .metrics import percentile
@@ -79,10 +80,12 @@ class AnswerSet:
     answerable: list[tuple[str, list[str]]]
     unanswerable: dict[str, list[str]] = field(default_factory=dict)
 
-    def limit(self, n: int) -> None:
-        """The first n questions of each file (squad2-dev's files are in random order, so these are a sample)."""
-        self.answerable = self.answerable[:n]
-        self.unanswerable = {k: v[:n] for k, v in self.unanswerable.items()}
+    def limit(self, n: int | None, offset: int = 0) -> None:
+        """Questions offset+1 .. offset+n of each file (squad2-dev's files are in random order, so these are a
+        sample; an offset keeps a calibration sample apart from an evaluation one)."""
+        end = None if n is None else offset + n
+        self.answerable = self.answerable[offset:end]
+        self.unanswerable = {k: v[offset:end] for k, v in self.unanswerable.items()}
 
 
 def load_answer_set(qa_file: Path, docs: Path, unanswerable: Iterable[Path] = ()) -> AnswerSet:
@@ -139,6 +142,14 @@ def judge(answer: Answer, gold: list[str] | None) -> dict:
     return record
 
 
+def summarise_gate(records: list[dict], unanswerable: dict[str, list[dict]]) -> dict:
+    """The shares the gate alone declines (no LLM was called)."""
+    def share(group: list[dict]) -> float:
+        return round(statistics.fmean(r["declined"] for r in group), 4) if group else float("nan")
+
+    return {"wrongly_declined": share(records), "declined": {name: share(g) for name, g in unanswerable.items()}}
+
+
 def _times(answer: Answer) -> dict:
     """Each stage's milliseconds, and first token / full answer counted from the question (as a user waits)."""
     t = answer.timings
@@ -174,17 +185,25 @@ def summarise(records: list[dict], unanswerable: dict[str, list[dict]]) -> dict:
     }
 
 
-def calibrate_gate(records: list[dict], unanswerable: dict[str, list[dict]], key: str,
-                   answered_share: float = 0.9) -> dict | None:
-    """The highest gate threshold on `key` (best_rerank_score or best_bi_score) that lets `answered_share` of the
-    answerable questions through, and the share of each unanswerable file it would stop."""
-    scores = sorted(r[key] for r in records if r[key] is not None)
+def calibrate_gate(records: list[dict], unanswerable: dict[str, list[dict]], key: str) -> dict | None:
+    """The gate threshold on `key` (best_rerank_score or best_bi_score) that balances the two errors: the one that
+    maximises the smaller of (answerable questions let through, questions of the first unanswerable file stopped);
+    and the share of each unanswerable file it stops. Rounded down to two decimals."""
+    scores = [r[key] for r in records if r[key] is not None]
+    first = next(iter(unanswerable.values()), [])
+    others = [r[key] for r in first if r[key] is not None]
     if not scores:
         return None
-    k = math.floor(len(scores) * (1 - answered_share) + 1e-9)
-    threshold = math.floor(scores[k] * 1000) / 1000
-    return {"score": key, "threshold": threshold,
-            "answerable_through": round(sum(s >= threshold for s in scores) / len(scores), 4),
+
+    def through(t: float) -> float:
+        return sum(s >= t for s in scores) / len(scores)
+
+    def stopped(t: float) -> float:
+        return sum(s < t for s in others) / len(others) if others else 0.0
+
+    candidates = sorted({math.floor(s * 100) / 100 for s in scores + others})
+    threshold = max(candidates, key=lambda t: (min(through(t), stopped(t)), through(t)))
+    return {"score": key, "threshold": threshold, "answerable_through": round(through(threshold), 4),
             "stopped": {name: round(statistics.fmean(r[key] is not None and r[key] < threshold for r in group), 4)
                         for name, group in unanswerable.items() if group}}
 
@@ -209,6 +228,8 @@ class AnswerReport:
 
     def table(self) -> str:
         names = sorted({n for r in self.results for n in r["answers"]["declined"]})
+        if self.results and "contains_gold" not in self.results[0]["answers"]:
+            return self._gate_table(names)
         head = ("| mode | contains gold | F1 | gold sent | cited | citations right | correct & cited right | "
                 "evidence top gold | wrongly declined | " + " | ".join(f"declined: {n}" for n in names)
                 + " | first token ms p50 / p95 | answer ms p50 / p95 |")
@@ -221,21 +242,41 @@ class AnswerReport:
         for r in self.results:
             stages = ", ".join(f"{k.removesuffix('_ms').replace('_', ' ')} {v:.0f}" for k, v in
                                r["answers"]["stages_ms_p50"].items() if v is not None)
-            lines.append(f"\n{r['mode']}: until the first token, p50 ms: {stages}")
-            gate = r.get("gate_calibration")
-            if gate:
-                stopped = ", ".join(f"{v:.0%} of {k}" for k, v in gate["stopped"].items())
-                lines.append(f"\n{r['mode']}: a gate at {gate['score']} >= {gate['threshold']} would let "
-                             f"{gate['answerable_through']:.0%} of the answerable questions through and stop {stopped}")
-        return "\n".join(lines)
+            lines.append(f"{r['mode']}: until the first token, p50 ms: {stages}")
+        return "\n".join(lines + _gate_lines(self.results))
+
+    def _gate_table(self, names: list[str]) -> str:
+        head = "| mode (gate only, no LLM) | wrongly declined | " + " | ".join(f"declined: {n}" for n in names) + " |"
+        lines = [head, "|" + "---|" * (head.count("|") - 1)]
+        for r in self.results:
+            a = r["answers"]
+            cells = [f"{a['wrongly_declined']:.3f}"] + [f"{a['declined'][n]:.3f}" for n in names]
+            lines.append(f"| {r['mode']} | " + " | ".join(cells) + " |")
+        return "\n".join(lines + _gate_lines(self.results))
+
+
+def _gate_lines(results: list[dict]) -> list[str]:
+    lines = []
+    for r in results:
+        gate = r.get("gate_calibration")
+        if gate:
+            stopped = ", ".join(f"{v:.0%} of {k}" for k, v in gate["stopped"].items())
+            lines.append(f"{r['mode']}: a gate at {gate['score']} >= {gate['threshold']} would let "
+                         f"{gate['answerable_through']:.0%} of the answerable questions through and stop {stopped}")
+    return lines
 
 
 def evaluate_answers(
     test: AnswerSet, settings: Settings, pipeline_factory: Callable[[Settings], object],
     modes: Iterable[str] = ("dense", "rerank"),
     progress: Callable[[int, str], Callable[[], None]] | None = None, index_dir: Path | None = None,
+    gate_only: bool = False,
 ) -> AnswerReport:
-    """Index the documents into a scratch store (or `index_dir`, kept), then ask every question in every mode."""
+    """Index the documents into a scratch store (or `index_dir`, kept), then ask every question in every mode.
+
+    `gate_only`: retrieve and apply the not-covered gate, without calling the LLM: only the declines by the gate
+    and the gate's calibration are measured (fast, for calibrating a threshold on many questions).
+    """
     modes = list(modes)
     unknown = [m for m in modes if m not in MODES]
     if unknown:
@@ -258,6 +299,12 @@ def evaluate_answers(
                 rerank, hybrid = MODES[mode]
 
                 def ask(question: str, gold: list[str] | None) -> dict:
+                    if gate_only:
+                        ranking = pipeline.retrieve(question, rerank=rerank, hybrid=hybrid)
+                        step()
+                        return {"question": question, "declined": not_covered(ranking, pipeline.settings) is not None,
+                                "best_rerank_score": ranking.best_rerank_score,
+                                "best_bi_score": ranking.best_bi_score}
                     answer = pipeline.ask(question, rerank=rerank, hybrid=hybrid)
                     answer.consume()
                     step()
@@ -266,7 +313,8 @@ def evaluate_answers(
                 records = [ask(q, gold) for q, gold in test.answerable]
                 others = {name: [ask(q, None) for q in questions] for name, questions in test.unanswerable.items()}
                 gate_key = "best_rerank_score" if rerank else ("best_bi_score" if not hybrid else None)
-                results.append({"mode": mode, "answers": summarise(records, others),
+                summary = summarise_gate(records, others) if gate_only else summarise(records, others)
+                results.append({"mode": mode, "answers": summary,
                                 "gate_calibration": calibrate_gate(records, others, gate_key) if gate_key else None,
                                 "per_question": {"answerable": records, **others}})
         finally:

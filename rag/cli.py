@@ -54,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated modes (default dense,rerank,hybrid,hybrid-rerank; with --answers dense,rerank)")
     p.add_argument("--level", choices=["doc", "chunk"], default="doc", help="score documents or chunks")
     p.add_argument("--candidates", type=int, default=100, help="candidates fetched per question")
-    p.add_argument("--limit", type=int, help="evaluate only the first N questions")
+    p.add_argument("--limit", type=int, help="evaluate only the first N questions (of each file, with --answers)")
+    p.add_argument("--offset", type=int, default=0, help="with --answers: skip the first N questions of each file")
+    p.add_argument("--gate-only", action="store_true",
+                   help="with --answers: apply the not-covered gate without asking the LLM (to calibrate it)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the full report as JSON")
     p.add_argument("--index", type=Path, metavar="DIR", help="keep the index in DIR and reuse it next time")
     p = sub.add_parser("settings", help="list every setting with its value and description")
@@ -252,11 +255,11 @@ def _eval_answers(args, settings: Settings) -> int:
     from .pipeline import build_pipeline
 
     test = load_answer_set(args.answers, args.docs, args.unanswerable)
-    if args.limit:
-        test.limit(args.limit)
+    if args.limit or args.offset:
+        test.limit(args.limit, args.offset)
     modes = [m.strip() for m in (args.modes or "dense,rerank").split(",") if m.strip()]
     report = evaluate_answers(test, settings, build_pipeline, modes=modes, progress=_progress_bar,
-                              index_dir=args.index)
+                              index_dir=args.index, gate_only=args.gate_only)
     counts = ", ".join([f"{len(test.answerable)} answerable"] + [f"{len(v)} {k}" for k, v in test.unanswerable.items()])
     print(f"{report.test_set}: {report.documents} documents, {report.chunks} chunks; {counts} questions per mode; "
           f"{report.seconds} s")

@@ -136,7 +136,7 @@ class Pipeline:
         return to_messages | prompt | self._chat_model(self.settings) | StrOutputParser()
 
     def pair_scorer(self, reranked: bool) -> BaseCrossEncoder:
-        """What scores evidence and attributions: the cross-encoder for a reranked question, else the bi-encoder."""
+        """What scores the evidence sentences: the cross-encoder for a reranked question, else the bi-encoder."""
         return self.cross_encoder() if reranked else BiEncoderPairScorer(self.store.embedder)
 
     def evidence_compressor(self, reranked: bool) -> EvidenceCompressor:
@@ -210,8 +210,9 @@ class Pipeline:
         if is_decline(answer.text):
             answer.outcome = "declined"
         elif sources:
+            # The bi-encoder whatever the ranking: it measured better than the cross-encoder at this (AttributionRule).
             answer.sentences = attribute(answer.standalone_question, answer.text, sources,
-                                         self.pair_scorer(answer.ranking.reranked))
+                                         BiEncoderPairScorer(self.store.embedder))
 
 
 def _loaded(cross_encoder: Callable[[], BaseCrossEncoder] | BaseCrossEncoder | None) -> BaseCrossEncoder:

@@ -114,12 +114,13 @@ def test_answers_are_normalised_and_scored_as_squad_does():
     assert token_f1("nothing", ["Rollo", "nothing"]) == 1.0
 
 
-def test_the_gate_calibration_lets_nine_in_ten_answerable_questions_through():
+def test_the_gate_calibration_balances_answerable_questions_let_through_and_off_corpus_ones_stopped():
     answerable = [{"best_rerank_score": s} for s in (0.05, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)]
     off = [{"best_rerank_score": s} for s in (0.01, 0.02, 0.1, 0.25)]
     gate = calibrate_gate(answerable, {"off-corpus": off}, "best_rerank_score")
-    assert gate["threshold"] == 0.2 and gate["answerable_through"] == 0.9
-    assert gate["stopped"] == {"off-corpus": 0.75}
+    # At 0.2: 9 of 10 through, 3 of 4 stopped (min 0.75); at 0.3: 8 of 10 through, 4 of 4 stopped (min 0.8).
+    assert gate["threshold"] == 0.3 and gate["answerable_through"] == 0.8
+    assert gate["stopped"] == {"off-corpus": 1.0}
 
 
 def test_the_evidence_compressor_keeps_the_documents_and_cuts_their_text():
