@@ -244,10 +244,7 @@ def cmd_eval(args, settings: Settings) -> int:
           f"{report.level} level, {report.candidates} candidates; indexed in {report.index_seconds} s, "
           f"ranked in {report.rank_seconds} s")
     print(f"bi-encoder {report.embedder}; cross-encoder {report.reranker}; precision {report.precision}")
-    print(report.table())
-    if args.json:
-        args.json.write_text(json.dumps(report.to_dict(), indent=1))
-    return 0
+    return _print_report(report, args.json)
 
 
 def _eval_answers(args, settings: Settings) -> int:
@@ -264,9 +261,14 @@ def _eval_answers(args, settings: Settings) -> int:
     print(f"{report.test_set}: {report.documents} documents, {report.chunks} chunks; {counts} questions per mode; "
           f"{report.seconds} s")
     print(f"LLM {report.llm}; cross-encoder {report.reranker}; context sent: {report.context}")
+    return _print_report(report, args.json)
+
+
+def _print_report(report, json_path: Path | None) -> int:
+    """The report's table on stdout and, when asked, the whole report as JSON."""
     print(report.table())
-    if args.json:
-        args.json.write_text(json.dumps(report.to_dict(), indent=1))
+    if json_path:
+        json_path.write_text(json.dumps(report.to_dict(), indent=1))
     return 0
 
 
