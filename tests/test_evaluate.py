@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from rag import judgements as saved
+from rag.declines import rerank_gate
 from rag.judgement_scores import judging_pool, score_order
 from rag.judgements import JudgedQuestion, Judgements
 from rag.pipeline import Pipeline
@@ -145,7 +146,8 @@ def test_the_threshold_suggestion_comes_from_the_judged_scores_and_can_be_used_f
     at = judge_refund(start("pages/evaluate.py"), stocked_folder)
     refund = next(s for s in stocked_folder.ranking.candidates if s.chunk_id == stocked_folder.refund_chunk)
     expected = int(refund.ce_score * 100) / 100  # the only answerable question: its relevant chunk, rounded down
-    assert f"**Suggested threshold: {expected:.2f}** (this session uses 0.01)" in texts(at.markdown)
+    default = rerank_gate(make_settings(stocked.parent)).threshold  # the test model's calibrated gate
+    assert f"**Suggested threshold: {expected:.2f}** (this session uses {default:.2f})" in texts(at.markdown)
     assert any("the highest threshold that still lets each of them reach the LLM" in c for c in texts(at.caption))
     assert len(at.get("vega_lite_chart")) == 2, "the metrics chart and the score chart"
     button(at, f"Use {expected:.2f} for this session").click().run()
