@@ -28,10 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import RagError
-from .evaluation import _read_jsonl
+from .evaluation import _read_jsonl, read_documents, read_qa
 from .declines import not_covered
 from .evidence import best_evidence
-from .library import expand_paths
 from .metrics import percentile
 from .results import Answer
 from .settings import Settings
@@ -90,26 +89,17 @@ class AnswerSet:
 
 def load_answer_set(qa_file: Path, docs: Path, unanswerable: Iterable[Path] = ()) -> AnswerSet:
     """QA.jsonl lines {"question", "answers": [...]} (or "answer"); unanswerable files need only "question"."""
-    answerable = []
-    for path in [qa_file, *unanswerable]:
+    for path in unanswerable:
         if not path.is_file():
             raise RagError(f"no such file: {path}")
-    for number, item in enumerate(_read_jsonl(qa_file), start=1):
-        given = item.get("answers", item.get("answer"))
-        given = [given] if isinstance(given, str) else list(given or [])
-        if not item.get("question") or not given:
-            raise RagError(f"{qa_file}:{number} needs a question and at least one answer")
-        answerable.append((str(item["question"]), [str(a) for a in given]))
+    answerable = read_qa(qa_file)
     others = {}
     for path in unanswerable:
         questions = [str(item.get("question") or "") for item in _read_jsonl(path)]
         if not all(questions):
             raise RagError(f"{path}: every line needs a question")
         others[path.stem] = questions
-    documents = [(p.name, p.read_bytes()) for p in expand_paths([docs])]
-    if not documents:
-        raise RagError(f"no documents in {docs}")
-    return AnswerSet(qa_file.stem, documents, answerable, others)
+    return AnswerSet(qa_file.stem, read_documents(docs), answerable, others)
 
 
 # -- one answer, judged
@@ -142,12 +132,16 @@ def judge(answer: Answer, gold: list[str] | None) -> dict:
     return record
 
 
+def _share(values: Iterable) -> float:
+    """The mean of the values that are not None (True counts 1), to four decimals; nan when there are none."""
+    values = [v for v in values if v is not None]
+    return round(statistics.fmean(values), 4) if values else float("nan")
+
+
 def summarise_gate(records: list[dict], unanswerable: dict[str, list[dict]]) -> dict:
     """The shares the gate alone declines (no LLM was called)."""
-    def share(group: list[dict]) -> float:
-        return round(statistics.fmean(r["declined"] for r in group), 4) if group else float("nan")
-
-    return {"wrongly_declined": share(records), "declined": {name: share(g) for name, g in unanswerable.items()}}
+    return {"wrongly_declined": _share(r["declined"] for r in records),
+            "declined": {name: _share(r["declined"] for r in g) for name, g in unanswerable.items()}}
 
 
 def _times(answer: Answer) -> dict:
@@ -161,23 +155,19 @@ def _times(answer: Answer) -> dict:
 
 
 def summarise(records: list[dict], unanswerable: dict[str, list[dict]]) -> dict:
-    def share(values: list) -> float:
-        values = [v for v in values if v is not None]
-        return round(statistics.fmean(values), 4) if values else float("nan")
-
     answered = [r for r in records if not r["declined"]]
     timed = [r for group in [records, *unanswerable.values()] for r in group if r["first_token_ms"] is not None]
     return {
-        "contains_gold": share([r["contains_gold"] for r in records]),
-        "f1": share([r["f1"] for r in records]),
-        "gold_sent": share([r["gold_sent"] for r in records]),
-        "cited": share([r["cited"] for r in answered]),
-        "model_cited": share([r["model_cited"] for r in answered]),
-        "citations_correct": share([ok for r in records for ok in r["citations_correct"]]),
-        "correct_cited_right": share([r["correct_cited_right"] for r in records]),
-        "evidence_top_gold": share([r["evidence_top_gold"] for r in records]),
-        "wrongly_declined": share([r["declined"] for r in records]),
-        "declined": {name: share([r["declined"] for r in group]) for name, group in unanswerable.items()},
+        "contains_gold": _share([r["contains_gold"] for r in records]),
+        "f1": _share([r["f1"] for r in records]),
+        "gold_sent": _share([r["gold_sent"] for r in records]),
+        "cited": _share([r["cited"] for r in answered]),
+        "model_cited": _share([r["model_cited"] for r in answered]),
+        "citations_correct": _share([ok for r in records for ok in r["citations_correct"]]),
+        "correct_cited_right": _share([r["correct_cited_right"] for r in records]),
+        "evidence_top_gold": _share([r["evidence_top_gold"] for r in records]),
+        "wrongly_declined": _share([r["declined"] for r in records]),
+        "declined": {name: _share([r["declined"] for r in group]) for name, group in unanswerable.items()},
         "first_token_ms": _p50_p95([r["first_token_ms"] for r in timed]),
         "answer_ms": _p50_p95([r["answer_ms"] for r in timed]),
         "stages_ms_p50": {stage: _p50_p95([r[stage] for r in timed if r[stage] is not None]).get("p50")

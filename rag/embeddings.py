@@ -59,7 +59,8 @@ class BiEncoder(Embeddings):
 class BiEncoderPairScorer(BaseCrossEncoder):
     """The bi-encoder behind the cross-encoder's interface: a pair scores the cosine of its two embeddings.
 
-    Used to find evidence and attribute citations when a question was answered without the cross-encoder.
+    It scores the evidence sentences of a question answered without the cross-encoder, and attributes the
+    answer's sentences to chunks whatever the ranking (rag/evidence.py, `AttributionRule`).
     """
 
     def __init__(self, embedder: Embeddings) -> None:

@@ -70,21 +70,34 @@ def load_beir(folder: Path, split: str = "test") -> TestSet:
     return TestSet(folder.name, documents, questions, qrels=qrels)
 
 
-def load_qa(qa_file: Path, docs: Path) -> TestSet:
-    """QA.jsonl lines {"question": ..., "answers": [...]} (or "answer"), over the documents in a folder."""
+def read_qa(qa_file: Path) -> list[tuple[str, list[str]]]:
+    """(question, answer strings) per line of a QA.jsonl: {"question": ..., "answers": [...]} (or "answer")."""
     if not qa_file.is_file():
         raise RagError(f"no such file: {qa_file}")
-    questions, answers = {}, {}
+    pairs = []
     for number, item in enumerate(_read_jsonl(qa_file), start=1):
         given = item.get("answers", item.get("answer"))
         given = [given] if isinstance(given, str) else list(given or [])
         if not item.get("question") or not given:
             raise RagError(f"{qa_file}:{number} needs a question and at least one answer")
-        questions[str(number)], answers[str(number)] = item["question"], [str(a) for a in given]
+        pairs.append((str(item["question"]), [str(a) for a in given]))
+    return pairs
+
+
+def read_documents(docs: Path) -> list[tuple[str, bytes]]:
+    """(name, bytes) of every file in a folder (or of one file); an empty folder is an error."""
     documents = [(p.name, p.read_bytes()) for p in expand_paths([docs])]
     if not documents:
         raise RagError(f"no documents in {docs}")
-    return TestSet(qa_file.stem, documents, questions, answers=answers)
+    return documents
+
+
+def load_qa(qa_file: Path, docs: Path) -> TestSet:
+    """QA.jsonl lines {"question": ..., "answers": [...]} (or "answer"), over the documents in a folder."""
+    pairs = read_qa(qa_file)
+    questions = {str(n): q for n, (q, _) in enumerate(pairs, start=1)}
+    answers = {str(n): a for n, (_, a) in enumerate(pairs, start=1)}
+    return TestSet(qa_file.stem, read_documents(docs), questions, answers=answers)
 
 
 def _squash(text: str) -> str:

@@ -246,12 +246,11 @@ def attribute(question: str, answer: str, sources: Sequence[Source], scorer: Bas
     pieces = answer_sentences(answer)
     if not pieces:
         return []
-    queries = [rule.query(question, _CITATION.sub("", answer[a:b]).strip()) for a, b, _ in pieces]
-    pairs = [(q, s.text) for q in queries for s in numbered]
+    plains = [_CITATION.sub("", answer[a:b]).strip() for a, b, _ in pieces]
+    pairs = [(rule.query(question, plain), s.text) for plain in plains for s in numbered]
     scores = scorer.score(pairs) if pairs else []
     result = []
-    for i, (a, b, cited) in enumerate(pieces):
-        plain = _CITATION.sub("", answer[a:b]).strip()
+    for i, ((a, b, cited), plain) in enumerate(zip(pieces, plains)):
         row = scores[i * len(numbered):(i + 1) * len(numbered)]
         words = content_words(plain)
         # A chunk can support a sentence only if it states the sentence's numbers: the scorer measures relevance,

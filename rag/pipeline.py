@@ -136,7 +136,8 @@ class Pipeline:
         return to_messages | prompt | self._chat_model(self.settings) | StrOutputParser()
 
     def pair_scorer(self, reranked: bool) -> BaseCrossEncoder:
-        """What scores the evidence sentences: the cross-encoder for a reranked question, else the bi-encoder."""
+        """A pair scorer: the cross-encoder when `reranked`, else the bi-encoder's cosine (which also attributes
+        citations, whatever the ranking)."""
         return self.cross_encoder() if reranked else BiEncoderPairScorer(self.store.embedder)
 
     def evidence_compressor(self, reranked: bool) -> EvidenceCompressor:
@@ -212,7 +213,7 @@ class Pipeline:
         elif sources:
             # The bi-encoder whatever the ranking: it measured better than the cross-encoder at this (AttributionRule).
             answer.sentences = attribute(answer.standalone_question, answer.text, sources,
-                                         BiEncoderPairScorer(self.store.embedder))
+                                         self.pair_scorer(reranked=False))
 
 
 def _loaded(cross_encoder: Callable[[], BaseCrossEncoder] | BaseCrossEncoder | None) -> BaseCrossEncoder:

@@ -11,6 +11,7 @@ import html
 import re
 from collections.abc import Mapping, Sequence
 
+from rag.evidence import best_evidence
 from rag.results import Evidence, Source
 
 from .text import anchor
@@ -24,12 +25,6 @@ def scorer_label(reranked: bool) -> str:
     """What scored the sentences: the cross-encoder when the question was reranked, else the bi-encoder's cosine
     (the pipeline never loads the cross-encoder for a question asked without it)."""
     return "cross-encoder" if reranked else "bi-encoder cosine"
-
-
-def best_of(evidence: Mapping[int, Sequence[Evidence]]) -> Evidence | None:
-    """The best sentence over all sources (each list is best first)."""
-    firsts = [spans[0] for spans in evidence.values() if spans]
-    return max(firsts, key=lambda e: e.score) if firsts else None
 
 
 def _flat(text: str) -> str:
@@ -86,7 +81,7 @@ def compact_evidence(sources: Sequence[Source], evidence: Mapping[int, Sequence[
 
     A chunk whose sentences were not scored (the question was not covered) shows the start of its text instead.
     """
-    best = best_of(evidence)
+    best = best_evidence(evidence)
     heading = (f"The chunks kept, each with its best sentence and its score ({scorer}; ★ the best of all):"
                if best else "The closest chunks (not sent to the LLM):")
     lines = [f'<div style="{_LABEL}">{html.escape(heading)}</div>']

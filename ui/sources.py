@@ -7,9 +7,10 @@ from collections.abc import Mapping, Sequence
 
 import streamlit as st
 
+from rag.evidence import best_evidence
 from rag.results import Evidence, Source
 
-from .evidence import best_of, card_evidence, scorer_label
+from .evidence import card_evidence, scorer_label
 from .text import anchor, escape, model_label
 
 
@@ -46,7 +47,7 @@ def show_sources(sources: Sequence[Source], prefix: str, reranker: str | None, h
     card, highlighted in its surroundings, without opening the chunk's text.
     """
     evidence = evidence or {}
-    best = best_of(evidence)
+    best = best_evidence(evidence)
     st.markdown(f"**{escape(heading)}**")
     for source in sources:
         with st.container(border=True, gap="xsmall"):
