@@ -1,32 +1,37 @@
-"""Question in; ranked sources and a streamed answer out.
+"""Question in; ranked sources and a streamed answer out, through the LangChain runnables of `rag/chain.py`.
 
-    question --(rewrite if follow-up)--> bi-encoder top N from Chroma --cross-encoder--> top k
-             --LCEL chain: prompt with [1]..[k] | ChatOllama | text--> streamed answer, citations checked
+    question --(rewrite if follow-up)--> StoreRetriever: bi-encoder top N from Chroma
+             --RerankingRetriever: cross-encoder compressor--> pool, best first --> top k
+             --prompt with [1]..[k] | ChatOllama | text--> streamed answer, citations checked
+
+`Pipeline.retriever()` and `Pipeline.chain()` hand the same runnables to LangChain code of one's own.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from operator import itemgetter
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.cross_encoders import BaseCrossEncoder
-from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
-from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
-from langchain_core.runnables import RunnableLambda
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnablePassthrough
 
-from .declines import is_decline, not_covered
+from .chain import RankingShape, as_input, generation, prepare, state_of
+from .declines import is_decline
 from .embeddings import BiEncoderPairScorer
-from .errors import NoDocuments, RagError
+from .errors import RagError
 from .evidence import EvidenceCompressor, attribute
-from .hybrid import KeywordIndex, fuse
+from .hybrid import KeywordIndex
 from .library import Library
 from .llm import make_chat_model, translate_error
-from .prompt import CitationFilter, build_messages, build_rewrite_messages, standalone_question
-from .rerank import BI_RANK, BI_SCORE, CE_RANK, CE_SCORE, RememberingCrossEncoder, ScoreKeepingReranker
-from .results import Answer, Ranking, Source, Timings
+from .prompt import CitationFilter, build_rewrite_messages, standalone_question
+from .rerank import RememberingCrossEncoder, ScoreKeepingReranker
+from .results import Answer, Ranking
+from .retriever import RerankingRetriever, StageTimer, StoreRetriever
 from .settings import Settings
 from .store import Store
 
@@ -43,6 +48,10 @@ class Pipeline:
 
     The cross-encoder is given as a zero-argument loader so that questions asked without reranking never load it.
     `chat_model` builds the LLM client (ChatOllama by default); it receives the settings and keyword overrides.
+
+    `rerank`, `candidates`, `keep` and `hybrid` default to the settings. With `fallback=True`, a cross-encoder that
+    cannot load does not fail the question: the pool keeps the bi-encoder order and `Ranking.rerank_notice` says why
+    (the app and the CLI ask so; an evaluation does not, since it would measure something else than it says).
     """
 
     def __init__(
@@ -59,14 +68,30 @@ class Pipeline:
         self._cross_encoder = cross_encoder
         self._chat_model = chat_model
         self.keyword_index = keyword_index or KeywordIndex()
+        self._rerank_problem: RagError | None = None
 
     @property
     def reranker_name(self) -> str:
         return getattr(self._cross_encoder, "name", None) or self.settings.reranker_model
 
     def cross_encoder(self) -> BaseCrossEncoder:
-        self._cross_encoder = _loaded(self._cross_encoder)
+        """The cross-encoder, loaded on first use; a load that failed is not retried by this pipeline."""
+        if self._rerank_problem is not None:
+            raise self._rerank_problem
+        try:
+            self._cross_encoder = _loaded(self._cross_encoder)
+        except RagError as exc:
+            self._rerank_problem = exc
+            raise
         return self._cross_encoder
+
+    def rerank_problem(self) -> RagError | None:
+        """None when the cross-encoder loads (it is then loaded), else why it cannot."""
+        try:
+            self.cross_encoder()
+        except RagError as exc:
+            return exc
+        return None
 
     def remember_scores(self) -> RememberingCrossEncoder:
         """From now on score each (question, chunk) pair once, until the returned object's `forget()`."""
@@ -75,65 +100,93 @@ class Pipeline:
         self._cross_encoder = remembering
         return remembering
 
-    # -- retrieval
-    def retrieve(self, question: str, rerank: bool | None = None, candidates: int | None = None,
-                 keep: int | None = None, hybrid: bool | None = None) -> Ranking:
-        """Candidates by the bi-encoder (with BM25 when `hybrid`), rescored by the cross-encoder when `rerank`;
-        the best `keep` numbered."""
+    # -- the runnables
+    def _plan(self, rerank: bool | None, candidates: int | None, keep: int | None, hybrid: bool | None,
+              fallback: bool, top_n: int | None) -> tuple[BaseRetriever, RankingShape]:
         rerank = self.settings.rerank if rerank is None else rerank
         hybrid = self.settings.hybrid if hybrid is None else hybrid
-        candidates = candidates or self.settings.candidates
-        keep = keep or self.settings.keep
-        timings = Timings()
-        start = time.perf_counter()
-        if not self.store.count_documents():
-            raise NoDocuments("there are no documents in the store yet",
-                              fix="add some with `python -m rag ingest PATH` or on the Documents page")
-        hits = self.store.search(question, k=candidates)
-        if hybrid:
-            keyword = self.keyword_index.search(self.store, question, k=candidates)
-            hits = fuse([[d for d, _ in hits], keyword], k=candidates)
-        # Chunks no record vouches for belong to an interrupted or superseded write.
-        names = sorted({str(d.metadata.get("source")) for d, _ in hits})
-        committed = {(r.name, r.sha256) for r in self.store.get_records(names)}
-        hits = [(d, s) for d, s in hits if (d.metadata.get("source"), d.metadata.get("doc_sha")) in committed]
-        docs = [
-            Document(page_content=d.page_content, id=d.id, metadata={**d.metadata, BI_RANK: i, BI_SCORE: s})
-            for i, (d, s) in enumerate(hits, start=1)
-        ]
-        timings.retrieve_ms = _ms(start)
-        if rerank and docs:
-            start = time.perf_counter()
-            ranked = ScoreKeepingReranker(model=self.cross_encoder(), top_n=None).compress_documents(docs, question)
-            timings.rerank_ms = _ms(start)
-        else:
-            ranked = docs
-        numbers = {d.id: n for n, d in enumerate(ranked[:keep], start=1)}
-        by_id = {d.id: _to_source(d, numbers.get(d.id)) for d in ranked}
-        pool = [by_id[d.id] for d in docs]
-        kept = [by_id[d.id] for d in ranked[:keep]]
-        return Ranking(question=question, candidates=pool, kept=kept, reranked=bool(rerank and docs),
-                       reranker=self.reranker_name if rerank else None, embedder=self.store.embedder.name,
-                       timings=timings, hybrid=hybrid)
+        notice, cross_encoder = None, None
+        if rerank:
+            try:
+                cross_encoder = self.cross_encoder()
+            except RagError as exc:
+                if not fallback:
+                    raise
+                notice = rerank_unavailable(exc)
+        retriever: BaseRetriever = StoreRetriever(
+            store=self.store, k=candidates or self.settings.candidates, hybrid=hybrid,
+            keyword_index=self.keyword_index, top_n=None if cross_encoder else top_n)
+        if cross_encoder is not None:
+            retriever = RerankingRetriever(base_retriever=retriever,
+                                           base_compressor=ScoreKeepingReranker(model=cross_encoder, top_n=top_n))
+        shape = RankingShape(keep=keep or self.settings.keep, reranked=cross_encoder is not None,
+                             reranker=self.reranker_name, embedder=self.store.embedder.name, hybrid=hybrid,
+                             notice=notice)
+        return retriever, shape
+
+    def retriever(self, rerank: bool | None = None, candidates: int | None = None, keep: int | None = None,
+                  hybrid: bool | None = None, fallback: bool = False) -> BaseRetriever:
+        """A LangChain retriever: the best `keep` chunks (default: the setting, 3) of `candidates` bi-encoder
+        candidates, reranked by the cross-encoder when `rerank`; both ranks and scores in each chunk's metadata."""
+        return self._plan(rerank, candidates, None, hybrid, fallback, top_n=keep or self.settings.keep)[0]
+
+    def retrieval(self, rerank: bool | None = None, candidates: int | None = None, keep: int | None = None,
+                  hybrid: bool | None = None, fallback: bool = False) -> Runnable:
+        """str | {question, history} -> {question, history, standalone_question, documents, ranking}."""
+        retriever, shape = self._plan(rerank, candidates, keep, hybrid, fallback, top_n=None)
+        to_ranking = RunnableLambda(lambda s: shape.to_ranking(s["standalone_question"], s["documents"]),
+                                    name="ranking")
+        return (RunnableLambda(as_input, name="input")
+                | RunnablePassthrough.assign(standalone_question=RunnableLambda(self._rewrite_step, name="rewrite"))
+                | RunnablePassthrough.assign(documents=itemgetter("standalone_question") | retriever)
+                | RunnablePassthrough.assign(ranking=to_ranking))
+
+    def preparation(self) -> Runnable:
+        """{ranking, ...} -> the same with `prepared`: the gate's verdict, the evidence and the sent chunks."""
+        return RunnablePassthrough.assign(prepared=RunnableLambda(
+            lambda s: prepare(s["ranking"], self.settings, self.evidence_compressor), name="prepare"))
+
+    def generation(self) -> Runnable:
+        """{standalone_question, prepared} -> the answer's text, streamed."""
+        return generation(self._chat_model(self.settings), self.settings.prompt_layout)
+
+    def chain(self, rerank: bool | None = None, candidates: int | None = None, keep: int | None = None,
+              hybrid: bool | None = None, fallback: bool = False, with_sources: bool = False) -> Runnable:
+        """The whole LCEL chain: str | {question, history} -> answer text (`ask` runs these same runnables).
+
+        With `with_sources` it returns the chain's state with the answer under "answer" (streamed as it comes):
+        `ranking` holds the pool in both orders, `prepared.sent` what the LLM read.
+        """
+        head = self.retrieval(rerank, candidates, keep, hybrid, fallback) | self.preparation()
+        if with_sources:
+            return head | RunnablePassthrough.assign(answer=self.generation())
+        return head | self.generation()
+
+    # -- retrieval
+    def retrieve(self, question: str, rerank: bool | None = None, candidates: int | None = None,
+                 keep: int | None = None, hybrid: bool | None = None, fallback: bool = False,
+                 callbacks: list[BaseCallbackHandler] | None = None) -> Ranking:
+        """Candidates by the bi-encoder (with BM25 when `hybrid`), rescored by the cross-encoder when `rerank`;
+        the best `keep` numbered."""
+        timer = StageTimer()
+        state = self.retrieval(rerank, candidates, keep, hybrid, fallback).invoke(
+            question, config=_config(timer, callbacks))
+        return _timed(state["ranking"], timer)
 
     # -- answering
-    def rewrite(self, question: str, history: History) -> str:
+    def rewrite(self, question: str, history: History, config: RunnableConfig | None = None) -> str:
         """A standalone version of a follow-up question (the question itself when there is no history)."""
         if not history or not self.settings.rewrite_followups:
             return question
         model = self._chat_model(self.settings, num_predict=64)
         try:
-            reply = (model | StrOutputParser()).invoke(build_rewrite_messages(question, history))
+            reply = (model | StrOutputParser()).invoke(build_rewrite_messages(question, history), config=config)
         except Exception as exc:
             raise translate_error(exc, self.settings) from exc
         return standalone_question(reply, question, history)
 
-    def answer_chain(self):
-        """The LCEL chain: {question, sources} -> messages -> ChatOllama -> text chunks."""
-        prompt = ChatPromptTemplate.from_messages([MessagesPlaceholder("messages")])
-        to_messages = RunnableLambda(lambda x: {"messages": build_messages(x["question"], x["sources"],
-                                                                    self.settings.prompt_layout)})
-        return to_messages | prompt | self._chat_model(self.settings) | StrOutputParser()
+    def _rewrite_step(self, state: dict, config: RunnableConfig) -> str:
+        return self.rewrite(state["question"], state["history"], config=config)
 
     def pair_scorer(self, reranked: bool) -> BaseCrossEncoder:
         """A pair scorer: the cross-encoder when `reranked`, else the bi-encoder's cosine (which also attributes
@@ -145,7 +198,8 @@ class Pipeline:
                                   max_chars=self.settings.evidence_chars, sentences=self.settings.evidence_sentences)
 
     def ask(self, question: str, history: History = (), rerank: bool | None = None,
-            candidates: int | None = None, keep: int | None = None, hybrid: bool | None = None) -> Answer:
+            candidates: int | None = None, keep: int | None = None, hybrid: bool | None = None,
+            fallback: bool = False, callbacks: list[BaseCallbackHandler] | None = None) -> Answer:
         """Retrieve now; return an Answer whose tokens stream from the LLM as they are read.
 
         Errors of the LLM (unreachable, model missing, cut off) are raised as RagError while the tokens are read,
@@ -154,14 +208,15 @@ class Pipeline:
         question = question.strip()
         if not question:
             raise RagError("the question is empty")
-        timings_start = time.perf_counter()
-        standalone = self.rewrite(question, history)
-        rewrite_ms = _ms(timings_start) if standalone is not question else None
-        ranking = self.retrieve(standalone, rerank=rerank, candidates=candidates, keep=keep, hybrid=hybrid)
-        ranking.timings.rewrite_ms = rewrite_ms
-        return self.answer_from(ranking, question=question)
+        timer = StageTimer()
+        config = _config(timer, callbacks)
+        state = self.retrieval(rerank, candidates, keep, hybrid, fallback).invoke(
+            {"question": question, "history": list(history)}, config=config)
+        _timed(state["ranking"], timer, rewritten=bool(history) and self.settings.rewrite_followups)
+        return self._answer(state, config)
 
-    def answer_from(self, ranking: Ranking, question: str | None = None) -> Answer:
+    def answer_from(self, ranking: Ranking, question: str | None = None,
+                    callbacks: list[BaseCallbackHandler] | None = None) -> Answer:
         """An Answer from exactly `ranking.kept`, numbered [1]..[k] (Compare answers each side's ranking with it).
 
         When the pool's best scores are below the gate's thresholds (`declines.not_covered`), the LLM is not called and
@@ -169,33 +224,32 @@ class Pipeline:
         (`answer.evidence`) before the answer streams, and its sentences are attributed to chunks after
         (`answer.sentences`). LLM errors are raised as RagError while the tokens are read.
         """
-        question = question or ranking.question
-        message = not_covered(ranking, self.settings)
-        if message:
-            answer = Answer(question, ranking.question, ranking, "not_covered", iter(()))
-            answer.tokens = self._fixed(answer, message)
-            return answer
-        answer = Answer(question, ranking.question, ranking, "answered", iter(()))
+        return self._answer(state_of(ranking, question), _config(StageTimer(), callbacks))
+
+    def _answer(self, state: dict, config: RunnableConfig) -> Answer:
+        ranking: Ranking = state["ranking"]
         start = time.perf_counter()
-        documents = [Document(page_content=s.text, id=s.chunk_id, metadata={"number": s.number}) for s in ranking.kept]
-        compressed = self.evidence_compressor(ranking.reranked).compress_documents(documents, ranking.question)
-        answer.evidence = {d.metadata["number"]: d.metadata["evidence"] for d in compressed}
-        sent = [replace(s, text=d.page_content) for s, d in zip(ranking.kept, compressed)]
-        answer.sent = [s for s in sent if s.text.strip()]
+        state = self.preparation().invoke(state, config=config)
+        prepared = state["prepared"]
+        answer = Answer(state["question"], ranking.question, ranking, "answered", iter(()))
+        if prepared.not_covered:
+            answer.outcome = "not_covered"
+            answer.tokens = self._fixed(answer, prepared.not_covered)
+            return answer
         ranking.timings.evidence_ms = _ms(start)
-        answer.tokens = self._stream(answer, answer.sent)
+        answer.evidence, answer.sent = prepared.evidence, prepared.sent
+        answer.tokens = self._stream(answer, self.generation().stream(state, config=config))
         return answer
 
     def _fixed(self, answer: Answer, text: str) -> Iterator[str]:
         answer.text = text
         yield text
 
-    def _stream(self, answer: Answer, sent: list[Source]) -> Iterator[str]:
-        """Stream the answer to `sent` (the kept chunks as the LLM reads them); then judge it."""
+    def _stream(self, answer: Answer, raw: Iterator[str]) -> Iterator[str]:
+        """Stream the answer (the LLM reading `answer.sent`); then judge it."""
         sources = answer.ranking.kept
         citations = CitationFilter(s.number for s in sources)
         start = time.perf_counter()
-        raw = self.answer_chain().stream({"question": answer.standalone_question, "sources": sent})
         try:
             for piece in citations.filter(raw):
                 if answer.ranking.timings.first_token_ms is None:
@@ -216,20 +270,27 @@ class Pipeline:
                                          self.pair_scorer(reranked=False))
 
 
+def rerank_unavailable(exc: RagError) -> str:
+    """The notice an answer carries when it was ranked without the cross-encoder it asked for."""
+    return f"reranking unavailable: {exc.message}" + (f" (fix: {exc.fix})" if exc.fix else "")
+
+
+def _config(timer: StageTimer, callbacks: list[BaseCallbackHandler] | None) -> RunnableConfig:
+    return {"callbacks": [timer, *(callbacks or [])]}
+
+
+def _timed(ranking: Ranking, timer: StageTimer, rewritten: bool = False) -> Ranking:
+    t = ranking.timings
+    t.rewrite_ms = timer.stage_ms("rewrite") if rewritten else None
+    t.retrieve_ms = timer.stage_ms("StoreRetriever")
+    t.rerank_ms = timer.stage_ms("RerankingRetriever", minus="StoreRetriever") if ranking.reranked else None
+    return ranking
+
+
 def _loaded(cross_encoder: Callable[[], BaseCrossEncoder] | BaseCrossEncoder | None) -> BaseCrossEncoder:
     if cross_encoder is None:
         raise RagError("no cross-encoder is configured", fix="set RAG_RERANKER_MODEL, or ask without reranking")
     return cross_encoder if isinstance(cross_encoder, BaseCrossEncoder) else cross_encoder()
-
-
-def _to_source(doc: Document, number: int | None) -> Source:
-    m = doc.metadata
-    return Source(
-        chunk_id=str(doc.id), file=str(m.get("source", "?")), page=m.get("page"),
-        start_index=int(m.get("start_index", 0)), text=doc.page_content, bi_rank=int(m[BI_RANK]),
-        bi_score=round(float(m[BI_SCORE]), 6), ce_rank=m.get(CE_RANK),
-        ce_score=None if m.get(CE_SCORE) is None else round(float(m[CE_SCORE]), 6), number=number,
-    )
 
 
 def build_pipeline(settings: Settings | None = None) -> Pipeline:

@@ -69,6 +69,9 @@ class Ranking:
     timings: Timings = field(default_factory=Timings)
     hybrid: bool = False
     """Candidates came from the bi-encoder and BM25 fused; `bi_score` is then the fused (RRF) score."""
+    rerank_notice: str | None = None
+    """Why the pool is not reranked although reranking was asked for (the cross-encoder could not load), with
+    the fix; None otherwise."""
 
     @property
     def reranked_order(self) -> list[Source]:
@@ -96,6 +99,7 @@ class Ranking:
             "hybrid": self.hybrid,
             "reranker": self.reranker,
             "embedder": self.embedder,
+            "rerank_notice": self.rerank_notice,
             "candidates": [s.to_dict() for s in self.candidates],
             "kept": [s.to_dict() for s in self.kept],
             "timings": self.timings.to_dict(),
