@@ -2,13 +2,12 @@
 
 import streamlit as st
 
-from ui import chat, notices, session
+from ui import chat, notices, resources, session
 
 app = session.current()
 
 st.title("Chat with your documents")
-rerank = st.toggle("Rerank with cross-encoder", value=True, key="rerank",
-                   help="Rescore the bi-encoder's candidates with the cross-encoder before keeping the best ones.")
+rerank = chat.rerank_toggle(resources.reranker_problem(app.settings))
 if app.documents == 0:
     notices.no_documents("No documents yet: add some, then ask about them here.")
 

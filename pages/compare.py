@@ -22,11 +22,15 @@ if ranking:
         st.dataframe(compare.bi_rows(ranking), hide_index=True, column_config=compare.COLUMNS, height="content")
     with right:
         st.subheader(compare.side_title(ranking, "cross-encoder"))
-        st.caption(compare.side_model(ranking, "cross-encoder"))
-        st.dataframe(compare.ce_rows(ranking), hide_index=True, column_config=compare.COLUMNS, height="content")
+        if ranking.reranked:
+            st.caption(compare.side_model(ranking, "cross-encoder"))
+            st.dataframe(compare.ce_rows(ranking), hide_index=True, column_config=compare.COLUMNS, height="content")
+        else:
+            compare.no_cross_encoder_side(ranking)
 
-    st.subheader("Rank moves")
-    st.altair_chart(compare.slope_chart(ranking), width="stretch")
+    if ranking.reranked:
+        st.subheader("Rank moves")
+        st.altair_chart(compare.slope_chart(ranking), width="stretch")
 
     st.subheader("Answers")
     generate = st.button("Generate both answers", icon=":material/play_arrow:",

@@ -32,13 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
                        ("ask", "answer a question from the documents, with sources")):
         p = sub.add_parser(name, help=text)
         p.add_argument("question")
-        p.add_argument("--no-rerank", action="store_true", help="keep the bi-encoder order")
+        rerank = p.add_mutually_exclusive_group()
+        rerank.add_argument("--no-rerank", action="store_true", help="keep the bi-encoder order")
+        rerank.add_argument("--rerank", action="store_true",
+                            help="rerank or fail (by default, a cross-encoder that cannot load leaves the bi-encoder "
+                                 "order, with a notice on stderr)")
         p.add_argument("--hybrid", action=argparse.BooleanOptionalAction, default=None,
                        help="fetch candidates with BM25 and the bi-encoder together (default RAG_HYBRID)")
         p.add_argument("--candidates", type=int, help="candidates fetched (default RAG_CANDIDATES)")
         p.add_argument("--keep", type=int, help="chunks kept (default RAG_KEEP)")
         p.add_argument("--json", action="store_true")
-    sub.add_parser("doctor", help="check Ollama, the model, the encoders and the store; say how to fix problems")
+    p = sub.add_parser("doctor", help="check Ollama, the model, the encoders and the store; say how to fix problems")
+    p.add_argument("--only", choices=["reranker"], help="check only this part")
     sub.add_parser("repair", help="remove chunks left by an interrupted ingest")
     sub.add_parser("rebuild", help="re-embed every chunk with the configured embedder (after changing it)")
     p = sub.add_parser("eval", help="retrieval metrics per mode on a BEIR folder or a QA file; answers with --answers")
@@ -76,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "doctor":
             from .doctor import run_doctor
 
-            return run_doctor(settings, print)
+            return run_doctor(settings, print, only=args.only)
         return COMMANDS[args.command](args, settings)
     except RagError as exc:
         return _fail(str(exc))
@@ -161,9 +166,22 @@ def cmd_rebuild(args, settings: Settings) -> int:
     return 0
 
 
+def _ranking_options(args) -> dict:
+    """--no-rerank: off; --rerank: on or fail; neither: the setting, without reranking if the cross-encoder
+    cannot load."""
+    rerank = False if args.no_rerank else (True if args.rerank else None)
+    return dict(rerank=rerank, fallback=not args.rerank, candidates=args.candidates, keep=args.keep,
+                hybrid=args.hybrid)
+
+
+def _say_notice(ranking) -> None:
+    if ranking.rerank_notice:
+        print(f"notice: {ranking.rerank_notice}", file=sys.stderr)
+
+
 def cmd_retrieve(args, settings: Settings) -> int:
-    ranking = _pipeline(settings).retrieve(args.question, rerank=not args.no_rerank, candidates=args.candidates,
-                                           keep=args.keep, hybrid=args.hybrid)
+    ranking = _pipeline(settings).retrieve(args.question, **_ranking_options(args))
+    _say_notice(ranking)
     if args.json:
         print(json.dumps(ranking.to_dict(), indent=2))
         return 0
@@ -184,8 +202,8 @@ def cmd_retrieve(args, settings: Settings) -> int:
 
 
 def cmd_ask(args, settings: Settings) -> int:
-    answer = _pipeline(settings).ask(args.question, rerank=not args.no_rerank, candidates=args.candidates,
-                                     keep=args.keep, hybrid=args.hybrid)
+    answer = _pipeline(settings).ask(args.question, **_ranking_options(args))
+    _say_notice(answer.ranking)
     try:
         if args.json:
             answer.consume()

@@ -30,7 +30,11 @@ def _attempt(part: str, action: Callable[[], str]) -> Check:
         return Check(part, False, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
 
 
-def run_checks(settings: Settings) -> list[Check]:
+RERANKER_FALLBACK = "until then, questions are answered in the bi-encoder's order, each with a notice"
+
+
+def run_checks(settings: Settings, only: str | None = None) -> list[Check]:
+    """Each part's check, in order; `only="reranker"` checks the cross-encoder alone (run-app.sh does at start)."""
     from .embeddings import load_bi_encoder
     from .llm import check_ollama
     from .rerank import load_cross_encoder
@@ -58,9 +62,11 @@ def run_checks(settings: Settings) -> list[Check]:
         load_cross_encoder(settings)
         return f"{settings.reranker_model} loads"
 
+    if only == "reranker":
+        return [_reranker_check(_attempt("reranker", reranker))]
     checks.append(_attempt("embedder", embedder))
     checks.append(_attempt("store", store))
-    checks.append(_attempt("reranker", reranker))
+    checks.append(_reranker_check(_attempt("reranker", reranker)))
     status = check_ollama(settings)
     problem = status.problem()
     if not status.reachable:
@@ -74,8 +80,15 @@ def run_checks(settings: Settings) -> list[Check]:
     return checks
 
 
-def run_doctor(settings: Settings, say: Callable[[str], None]) -> int:
-    checks = run_checks(settings)
+def _reranker_check(check: Check) -> Check:
+    """A cross-encoder that cannot load does not stop the app (it answers without reranking): say so."""
+    if check.ok:
+        return check
+    return Check(check.part, False, f"{check.detail}; {RERANKER_FALLBACK}", check.fix)
+
+
+def run_doctor(settings: Settings, say: Callable[[str], None], only: str | None = None) -> int:
+    checks = run_checks(settings, only)
     for check in checks:
         say(check.line())
     return 0 if all(c.ok for c in checks) else 1

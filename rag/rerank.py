@@ -36,7 +36,7 @@ class SentenceTransformerCrossEncoder(BaseCrossEncoder):
             self._model = CrossEncoder(resolve_model(name), device=device, model_kwargs={"dtype": self.dtype})
         except Exception as exc:  # hub errors, missing files and bad configs all surface differently
             raise describe_load_failure("cross-encoder", name, "RAG_RERANKER_MODEL", exc,
-                                        also="; meanwhile, ask with reranking off") from exc
+                                        also="; until then, answers keep the bi-encoder's order") from exc
         self._lock = threading.Lock()
 
     def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:

@@ -34,5 +34,9 @@ if [ -z "${RAG_CHROMA_HOST:-}" ] && [ ! -d "${RAG_CHROMA_PATH:-store/chroma}" ];
   python -m rag ingest data/ || echo "app: some sample documents were not added (see above)" >&2
 fi
 
+# Said once here rather than on the first question: a cross-encoder that cannot load (no model hub, no local copy)
+# leaves answers in the bi-encoder's order, with a notice on each.
+python -m rag doctor --only reranker | sed -n 's/^problem */app: /p' >&2 || true
+
 python -m streamlit run app.py --server.headless=true --server.address="${RAG_APP_ADDRESS:-127.0.0.1}" \
   --server.port="${RAG_APP_PORT:-8501}" --browser.gatherUsageStats=false "$@"

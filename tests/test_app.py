@@ -377,9 +377,31 @@ def test_a_store_built_with_another_embedder_offers_to_rebuild_it(monkeypatch, e
     assert any("1 document" in m for m in texts(at.sidebar.markdown) + texts(at.sidebar.caption))
 
 
-def test_a_cross_encoder_that_cannot_load_is_a_message_with_the_fix(monkeypatch, stocked):
+def test_a_cross_encoder_that_cannot_load_leaves_answers_in_bi_encoder_order_with_a_notice(monkeypatch, stocked):
     use_settings(monkeypatch, stocked.model_copy(update={"reranker_model": "cross-encoder/not-on-this-machine"}))
-    at = ask(start(), REFUND)
-    errors = [e.replace("\\", "") for e in texts(last_answer(at).error)]  # as shown, without markdown escapes
-    assert any("cannot load cross-encoder cross-encoder/not-on-this-machine" in e and "RAG_RERANKER_MODEL" in e
-               and "reranking off" in e for e in errors), errors
+    at = start()
+    toggle = at.toggle(key="rerank_unavailable")
+    assert toggle.label.endswith("unavailable") and toggle.disabled and not toggle.value
+    assert "cross-encoder/not-on-this-machine" in toggle.help.replace("\\", "")
+    ask(at, REFUND)
+    message = last_answer(at)
+    assert not message.error, "an answer, not an error"
+    notices = [w.replace("\\", "") for w in texts(message.warning)]
+    assert any(w.startswith("Reranking unavailable: cannot load cross-encoder cross-encoder/not-on-this-machine")
+               and "RAG_RERANKER_MODEL" in w for w in notices), notices
+    assert [bi for bi, ce in shown_ranks(message)] == ["1", "2", "3"] and all(ce is None for _, ce in shown_ranks(message))
+
+
+def test_compare_without_a_cross_encoder_shows_the_bi_encoder_side_and_why_the_other_is_missing(monkeypatch, stocked):
+    use_settings(monkeypatch, stocked.model_copy(update={"reranker_model": "cross-encoder/not-on-this-machine"}))
+    at = start("pages/compare.py")
+    at.text_input(key="compare_question").input(REFUND).run()
+    assert not at.exception, at.exception
+    (bi,) = (d.value for d in at.dataframe)
+    assert list(bi["rank"]) == list(range(1, 21))
+    assert any("Reranking unavailable" in w and "not-on-this-machine" in w.replace("\\", "") for w in texts(at.warning))
+    assert not at.get("vega_lite_chart"), "no rank moves without a second ranking"
+    next(b for b in at.button if b.label == "Generate both answers").click().run()
+    assert not at.exception, at.exception
+    assert "**Answer from the bi-encoder top 3**" in texts(at.columns[-2].markdown)
+    assert "**Answer from the cross-encoder top 3**" not in texts(at.columns[-1].markdown)

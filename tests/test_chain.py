@@ -12,9 +12,11 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnablePassthrough
 
 from rag.errors import ModelLoadError
+from rag.library import Library
 from rag.llm import make_chat_model
 from rag.pipeline import Pipeline
-from tests.conftest import make_settings
+from rag.store import Store
+from tests.conftest import DATA, REPO, cli_env, make_settings
 from tests.samples import POLICY
 
 QUESTION = "How long does a refund take?"
@@ -177,3 +179,28 @@ def test_the_store_retriever_is_usable_alone(stocked):
     docs = StoreRetriever(store=stocked.store, k=5).invoke(QUESTION)
     assert len(docs) == 5 and all(isinstance(d, Document) for d in docs)
     assert [d.metadata["bi_rank"] for d in docs] == [1, 2, 3, 4, 5]
+
+
+def readme_example() -> str:
+    """The python block of the README's section on using the retriever and the chain."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Use the retriever and the chain in your own LangChain code"):]
+    return section[section.index("```python\n") + 10: section.index("```\n", section.index("```python\n") + 10)]
+
+
+def test_the_readme_example_runs_as_written(tmp_path, ollama_url, bi_encoder, monkeypatch, capsys):
+    settings = make_settings(tmp_path, ollama_url)
+    store = Store(settings, bi_encoder)
+    try:
+        outcomes = Library(store, settings).ingest_many((p.name, p.read_bytes()) for p in sorted(DATA.iterdir()))
+        assert all(o.status == "added" for o in outcomes)
+    finally:
+        store.close()
+    for name, value in cli_env(settings).items():
+        if name.startswith("RAG_"):
+            monkeypatch.setenv(name, value)
+    exec(compile(readme_example(), "README.md", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    ranked = [line for line in lines if "-> cross-encoder #" in line]
+    assert [line.split("cross-encoder #")[1].split()[0] for line in ranked] == ["1", "2", "3"]
+    assert len(lines) >= 5 and all(line.strip() for line in lines[3:]), "both chains answered"

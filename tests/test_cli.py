@@ -161,3 +161,30 @@ def test_doctor_says_ok_for_each_part_or_names_the_problem(library_env):
     assert lines["reranker"].startswith("problem") and "/no/such/model does not exist" in lines["reranker"]
     assert lines["ollama"].startswith("problem") and "ollama serve" in lines["ollama"]
     assert lines["embedder"].startswith("ok") and lines["store"].startswith("ok")
+
+
+def test_without_a_cross_encoder_ask_and_retrieve_answer_in_bi_encoder_order_with_a_notice(library_env):
+    _, env, _ = library_env
+    env = {**env, "RAG_RERANKER_MODEL": "cross-encoder/not-on-this-machine"}
+    ranked = run_cli("retrieve", "What is a chunk?", "--json", env=env)
+    assert ranked.returncode == 0, ranked.stderr
+    ranking = json.loads(ranked.stdout)
+    assert not ranking["reranked"] and [c["bi_rank"] for c in ranking["kept"]] == [1, 2, 3]
+    notices = [line for line in ranked.stderr.splitlines() if line.startswith("notice: ")]
+    assert len(notices) == 1 and "cannot load cross-encoder cross-encoder/not-on-this-machine" in notices[0]
+    assert "RAG_RERANKER_MODEL" in notices[0], "the notice names the fix"
+    answered = run_cli("ask", "What is a chunk?", env=env)
+    assert answered.returncode == 0, answered.stderr
+    assert "Sources:" in answered.stdout and "notice: reranking unavailable" in answered.stderr
+    forced = run_cli("retrieve", "What is a chunk?", "--rerank", env=env)
+    assert_one_line_error(forced, "cannot load cross-encoder cross-encoder/not-on-this-machine")
+
+
+def test_doctor_checks_the_cross_encoder_alone_and_says_what_happens_without_it(library_env):
+    _, env, _ = library_env
+    sick = run_cli("doctor", "--only", "reranker", env={**env, "RAG_RERANKER_MODEL": "/no/such/model"})
+    (line,) = sick.stdout.splitlines()
+    assert sick.returncode == 1 and line.startswith("problem  reranker:")
+    assert "bi-encoder's order" in line and "-> fix:" in line
+    healthy = run_cli("doctor", "--only", "reranker", env=env)
+    assert healthy.returncode == 0 and healthy.stdout.startswith("ok")

@@ -33,6 +33,8 @@ class Reply:
     cut_off: bool = False
     evidence: dict[int, list[Evidence]] = field(default_factory=dict)
     sentences: list[AnswerSentence] = field(default_factory=list)
+    rerank_notice: str | None = None
+    """Why the sources are in the bi-encoder's order although reranking was asked for."""
 
 
 def stream(answer: Answer, reply: Reply) -> None:
@@ -54,6 +56,8 @@ def stream(answer: Answer, reply: Reply) -> None:
         reply.outcome, reply.sentences = answer.outcome, list(answer.sentences)
 
     reply.outcome, reply.sources, reply.evidence = answer.outcome, answer.sources, dict(answer.evidence)
+    reply.rerank_notice = answer.ranking.rerank_notice
+    show_rerank_notice(reply)
     st.write_stream(pieces())
 
 
@@ -65,6 +69,7 @@ def show(reply: Reply, anchors: str | None = None) -> None:
     with a legend under the answer. A decline and "not covered" are messages of their own.
     """
     numbers = {s.number for s in reply.sources if s.number}
+    show_rerank_notice(reply)
     if reply.outcome == "not_covered":
         st.info(escape(reply.text), icon=":material/search_off:")
     elif reply.outcome == "declined":
@@ -80,3 +85,9 @@ def show(reply: Reply, anchors: str | None = None) -> None:
         st.caption("✂️ The answer was cut off here.")
     if reply.error:
         notices.problem(reply.error, reply.fix)
+
+
+def show_rerank_notice(reply: Reply) -> None:
+    if reply.rerank_notice:
+        st.warning(escape(reply.rerank_notice[:1].upper() + reply.rerank_notice[1:]),
+                   icon=":material/sync_problem:")

@@ -53,15 +53,28 @@ def conversation(past: list[Turn]) -> list[tuple[str, str]]:
     return pairs
 
 
+def rerank_toggle(problem: RagError | None) -> bool:
+    """The reranking toggle. When the cross-encoder cannot load it is shown off and disabled, with the reason; the
+    questions then still ask for reranking, so that the pipeline answers without it and says so on each answer."""
+    if problem is None:
+        return st.toggle("Rerank with cross-encoder", value=True, key="rerank",
+                         help="Rescore the bi-encoder's candidates with the cross-encoder before keeping the best "
+                              "ones.")
+    st.toggle("Rerank with cross-encoder: unavailable", value=False, disabled=True, key="rerank_unavailable",
+              help=escape(f"{problem.message}. Fix: {problem.fix}" if problem.fix else problem.message))
+    return True
+
+
 def ask(pipeline: Pipeline, question: str, history: list[tuple[str, str]], rerank: bool) -> Answer:
-    """`pipeline.ask`; if the LLM fails while rewriting a follow-up, retrieve with the question as asked,
-    so that the sources still show (the same LLM error is then raised while the answer streams)."""
+    """`pipeline.ask` (without reranking, and saying so, if the cross-encoder cannot load); if the LLM fails while
+    rewriting a follow-up, retrieve with the question as asked, so that the sources still show (the same LLM error
+    is then raised while the answer streams)."""
     try:
-        return pipeline.ask(question, history, rerank=rerank)
+        return pipeline.ask(question, history, rerank=rerank, fallback=True)
     except _LLM_ERRORS:
         if not history:
             raise
-        return pipeline.ask(question, (), rerank=rerank)
+        return pipeline.ask(question, (), rerank=rerank, fallback=True)
 
 
 def answer_turn(pipeline: Pipeline, question: str, rerank: bool) -> Turn:

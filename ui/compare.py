@@ -40,7 +40,7 @@ def ranking_for(pipeline: Pipeline, question: str) -> Ranking:
     cached = st.session_state.get(_RANKING)
     if cached is None or cached[0] != key:
         with st.spinner("Ranking the candidates with both encoders…"):
-            cached = (key, pipeline.retrieve(question, rerank=True))
+            cached = (key, pipeline.retrieve(question, rerank=True, fallback=True))
         st.session_state[_RANKING] = cached
         st.session_state.pop(_ANSWERS, None)
     return cached[1]
@@ -130,10 +130,19 @@ def side_model(ranking: Ranking, side: str) -> str:
     return escape(f"{'embedder' if side == 'bi-encoder' else 'cross-encoder'}: {model_label(model)}")
 
 
+def no_cross_encoder_side(ranking: Ranking) -> None:
+    """In place of the cross-encoder's column when it could not load: why, and the fix."""
+    notice = ranking.rerank_notice or "reranking is off"
+    st.warning(escape(notice[:1].upper() + notice[1:]) + "  \nThe bi-encoder's order is on the left; this side "
+               "fills in once the cross-encoder loads (after a restart of the app).", icon=":material/sync_problem:")
+
+
 def answer_both(pipeline: Pipeline, ranking: Ranking, columns: Sequence[DeltaGenerator]) -> None:
-    """Stream the bi-encoder side's answer into the first column, then the cross-encoder side's into the second."""
+    """Stream the bi-encoder side's answer into the first column, then the cross-encoder side's into the second
+    (only the first when the pool could not be reranked)."""
     results = []
-    for side, view, column in zip(SIDES, (bi_encoder_side(ranking), cross_encoder_side(ranking)), columns):
+    views = (bi_encoder_side(ranking), cross_encoder_side(ranking))[: 2 if ranking.reranked else 1]
+    for side, view, column in zip(SIDES, views, columns):
         result = SideAnswer(side=side)
         with column:
             live = st.empty()

@@ -14,6 +14,7 @@ import streamlit as st
 from langchain_core.language_models import BaseChatModel
 
 from rag.embeddings import BiEncoder, load_bi_encoder
+from rag.errors import RagError
 from rag.hybrid import KeywordIndex
 from rag.library import Library
 from rag.llm import OllamaStatus, check_ollama, make_chat_model
@@ -32,9 +33,14 @@ def _bi_encoder(name: str, device: str, batch_size: int, precision: str, _settin
 
 
 @st.cache_resource(show_spinner="Loading the cross-encoder…", max_entries=4)
-def _cross_encoder(name: str, device: str, precision: str, _settings: Settings) -> SentenceTransformerCrossEncoder:
+def _cross_encoder(name: str, device: str, precision: str,
+                   _settings: Settings) -> SentenceTransformerCrossEncoder | RagError:
     _note(f"loading the cross-encoder {name}")
-    return load_cross_encoder(_settings)
+    try:
+        return load_cross_encoder(_settings)
+    except RagError as exc:  # kept, so that questions do not each try again (a restart does)
+        _note(f"the cross-encoder {name} cannot load: {exc}")
+        return exc
 
 
 @st.cache_resource(show_spinner="Opening the document store…", max_entries=8)
@@ -71,7 +77,17 @@ def bi_encoder(settings: Settings) -> BiEncoder:
 
 
 def cross_encoder(settings: Settings) -> SentenceTransformerCrossEncoder:
-    return _cross_encoder(settings.reranker_model, settings.device, settings.reranker_precision, settings)
+    """The process's cross-encoder for these settings; raises the RagError of a load that failed."""
+    loaded = _cross_encoder(settings.reranker_model, settings.device, settings.reranker_precision, settings)
+    if isinstance(loaded, RagError):
+        raise loaded
+    return loaded
+
+
+def reranker_problem(settings: Settings) -> RagError | None:
+    """None when the cross-encoder is loaded (this loads it), else why it cannot load."""
+    loaded = _cross_encoder(settings.reranker_model, settings.device, settings.reranker_precision, settings)
+    return loaded if isinstance(loaded, RagError) else None
 
 
 def store_key(settings: Settings) -> StoreKey:
@@ -98,8 +114,8 @@ def ollama_status(settings: Settings) -> OllamaStatus:
 
 
 def pipeline_for(settings: Settings) -> Pipeline:
-    """A pipeline for one session's settings over the shared store (and its shared BM25 index); the cross-encoder
-    loads on first rerank."""
+    """A pipeline for one session's settings over the shared store (and its shared BM25 index) and the process's
+    cross-encoder (loaded when a page first needs it)."""
     return Pipeline(settings, store(settings), lambda: cross_encoder(settings), chat_model=chat_model,
                     keyword_index=_keyword_index(store_key(settings)))
 
