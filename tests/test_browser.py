@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from ollama_standin.testing import free_port
-from tests.conftest import DATA, REPO, cli_env, make_settings
+from tests.conftest import DATA, REPO, RERANKER, cli_env, make_settings
+from ui.text import model_label
 
 pytestmark = pytest.mark.browser
 
@@ -156,7 +157,7 @@ def test_upload_ask_see_cited_sources_switch_reranking_off_and_compare(app_url, 
     page.keyboard.press("Enter")
     answer = page.get_by_test_id("stChatMessage").nth(1)
     expect(answer.locator("[id='turn0-source-1']")).to_be_attached()
-    expect(answer.get_by_text("cross-encoder reranker-minilm-l6-sci").first).to_be_visible()
+    expect(answer.get_by_text(f"cross-encoder {model_label(RERANKER)}").first).to_be_visible()
     expect(answer.locator("mark")).to_have_count(3)
     expect(answer.get_by_text("Best evidence of all sources")).to_have_count(1)
     citation = answer.locator("a[href^='#turn0-source-']").first
