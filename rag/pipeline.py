@@ -27,15 +27,12 @@ from .llm import make_chat_model, translate_error
 from .prompt import CitationFilter, build_messages, build_rewrite_messages, standalone_question
 from .rerank import BI_RANK, BI_SCORE, CE_RANK, CE_SCORE, RememberingCrossEncoder, ScoreKeepingReranker
 from .results import Answer, Ranking, Source, Timings
+from .results import elapsed_ms as _ms
 from .settings import Settings
 from .store import Store
 
 History = Sequence[tuple[str, str]]
 ChatModelFactory = Callable[..., BaseChatModel]
-
-
-def _ms(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000, 1)
 
 
 class Pipeline:
