@@ -244,7 +244,7 @@ def cmd_eval(args, settings: Settings) -> int:
     print(f"{report.test_set}: {report.documents} documents, {report.chunks} chunks, {report.questions} questions; "
           f"{report.level} level, {report.candidates} candidates; indexed in {report.index_seconds} s, "
           f"ranked in {report.rank_seconds} s")
-    print(f"bi-encoder {report.embedder}; cross-encoder {report.reranker}; precision {report.precision}")
+    print(f"bi-encoder {report.embedder}; cross-encoder {report.reranker or 'none'}; precision {report.precision}")
     return _print_report(report, args.json)
 
 
@@ -261,7 +261,7 @@ def _eval_answers(args, settings: Settings) -> int:
     counts = ", ".join([f"{len(test.answerable)} answerable"] + [f"{len(v)} {k}" for k, v in test.unanswerable.items()])
     print(f"{report.test_set}: {report.documents} documents, {report.chunks} chunks; {counts} questions per mode; "
           f"{report.seconds} s")
-    print(f"LLM {report.llm}; cross-encoder {report.reranker}; context sent: {report.context}")
+    print(f"LLM {report.llm}; cross-encoder {report.reranker or 'none'}; context sent: {report.context}")
     return _print_report(report, args.json)
 
 

@@ -64,7 +64,7 @@ def test_a_beir_folder_is_scored_per_mode_at_document_level(beir_folder, tmp_pat
                       level="doc", candidates=10)
     results = {r.mode: r for r in report.results}
     assert list(results) == ["dense", "rerank", "hybrid", "hybrid-rerank"]
-    assert report.documents == 7 and report.questions == 3
+    assert report.documents == 7 and report.questions == 3 and report.reranker == make_settings(tmp_path).reranker_model
     # The relevant document's rank per question, worked out by hand: dense from the cosines noted at DOCS, rerank
     # from SCORES (the pool is all 7 documents, so hybrid candidates rerank to the same order).
     expected = {"dense": {"q1": 2, "q2": 1, "q3": 1}, "rerank": {"q1": 1, "q2": 1, "q3": 3},
@@ -84,6 +84,13 @@ def test_a_beir_folder_is_scored_per_mode_at_document_level(beir_folder, tmp_pat
         assert ("rerank" in result.stage_ms) == result.mode.endswith("rerank")
     assert "| dense | 0.877 | 0.877 | 1.000 | 1.000 | 1.000 | 0.833 |" in report.table()
     assert "| rerank | 0.833 | 0.833 | 1.000 | 1.000 | 1.000 | 0.778 |" in report.table()
+
+
+def test_a_run_without_a_rerank_mode_records_no_cross_encoder(beir_folder, tmp_path, factory):
+    report = evaluate(load_beir(beir_folder), make_settings(tmp_path), factory, modes=["dense", "hybrid"],
+                      candidates=10)
+    assert report.reranker is None and report.to_dict()["reranker"] is None
+    assert "/" not in report.precision, "only the bi-encoder ran"
 
 
 def test_a_qa_file_judges_chunks_by_the_answers_they_contain(tmp_path, factory):
