@@ -212,8 +212,9 @@ def test_upload_ask_see_cited_sources_switch_reranking_off_and_compare(app_url, 
     assert elsewhere == []
 
 
-# Two questions about the sample documents: reranking lifts the first one's answer from 2nd to 1st, and drops the
-# second one's from 1st to 2nd (the screenshot shows both ways); each with a phrase of the chunk that answers it.
+# Two questions about the sample documents: the test cross-encoder lifts the first one's answer from 2nd to 1st, and
+# drops the second one's from 1st to 2nd (the screenshot shows both ways; the assertions hold for any model); each
+# with a phrase of the chunk that answers it.
 JUDGED = [("What is the default cross-encoder trained on?", "trained on MS MARCO"),
           ("What happens when the best candidate scores below the threshold?", "not to cover the question")]
 SETTLED = "!document.querySelector('[data-testid=stMain] [data-stale=true]')"
