@@ -18,21 +18,6 @@ SCIFACT = REPO.parent / "shared" / "eval" / "scifact"
 DEFAULT_RERANKER = REPO.parent / "shared" / "models" / "reranker-minilm-l6-sci"
 
 
-def load_scifact(folder: Path, docs: int) -> tuple[list[tuple[str, bytes]], list[str]]:
-    """The first `docs` abstracts as (name, title + text) and every test claim, in file order."""
-    documents = []
-    with (folder / "corpus.jsonl").open(encoding="utf-8") as lines:
-        for line in lines:
-            if len(documents) == docs:
-                break
-            d = json.loads(line)
-            documents.append((d["_id"], f"{d.get('title', '')} {d['text']}".strip().encode()))
-    judged = {line.split("\t")[0] for line in (folder / "qrels" / "test.tsv").read_text().splitlines()[1:]}
-    with (folder / "queries.jsonl").open(encoding="utf-8") as lines:
-        queries = [q["text"] for q in map(json.loads, lines) if q["_id"] in judged]
-    return documents, queries
-
-
 def p50_p95(values: list[float]) -> dict[str, float]:
     return {"p50": round(percentile(values, 50), 1), "p95": round(percentile(values, 95), 1), "n": len(values)}
 

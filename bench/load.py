@@ -19,6 +19,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.common import DEFAULT_RERANKER  # noqa: E402
+
 SUBJECTS = ["giraffe", "volcano", "violin", "glacier", "bakery", "lighthouse", "orchard", "telescope", "harbour",
             "meadow", "bridge", "library", "canyon", "cathedral", "vineyard", "windmill"]
 
@@ -39,7 +42,7 @@ def wait_idle(page) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sessions", type=int, default=8)
-    parser.add_argument("--reranker", default=str(REPO.parent / "shared/models/reranker-minilm-l6-sci"))
+    parser.add_argument("--reranker", default=str(DEFAULT_RERANKER))
     args = parser.parse_args()
     from ollama_standin.testing import free_port, start_standin, stop_standin
     from playwright.sync_api import expect, sync_playwright

@@ -25,19 +25,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import DEFAULT_RERANKER, SCIFACT, llm_settings, load_scifact, p50_p95  # noqa: E402
+from bench.common import DEFAULT_RERANKER, SCIFACT, llm_settings, p50_p95  # noqa: E402
 from rag.embeddings import load_bi_encoder  # noqa: E402
+from rag.evaluation import load_beir  # noqa: E402
 from rag.library import Library, expand_paths  # noqa: E402
 from rag.pipeline import Pipeline  # noqa: E402
 from rag.rerank import load_cross_encoder  # noqa: E402
+from rag.results import elapsed_ms as ms  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from rag.store import Store  # noqa: E402
 
 N_VALUES = (10, 20, 50)
-
-
-def ms(start: float) -> float:
-    return (time.perf_counter() - start) * 1000
 
 
 def build_ours(settings: Settings) -> tuple[Pipeline, float]:
@@ -66,7 +64,8 @@ def main() -> None:
     args = parser.parse_args()
     from bench import textbook
 
-    documents, queries = load_scifact(SCIFACT, args.docs)
+    scifact = load_beir(SCIFACT)  # the first --docs abstracts, and every test claim
+    documents, queries = scifact.documents[: args.docs], list(scifact.questions.values())
     questions = queries[: args.questions]
     scratch = Path(tempfile.mkdtemp(prefix="rag-speed-"))
     base = Settings().model_copy(update={"reranker_model": args.reranker, "chroma_host": None})

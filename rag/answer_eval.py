@@ -208,7 +208,7 @@ class AnswerReport:
     documents: int
     chunks: int
     llm: str
-    reranker: str
+    reranker: str | None  # None when no mode reranked: no cross-encoder ran
     context: str
     results: list[dict]
     seconds: float = 0.0
@@ -310,4 +310,5 @@ def evaluate_answers(
         finally:
             pipeline.store.close()
     return AnswerReport(test.name, len(test.documents), chunks, f"{local.ollama_model} at {local.ollama_url}",
-                        local.reranker_model, local.context, results, round(time.perf_counter() - started, 1))
+                        local.reranker_model if any(MODES[m][0] for m in modes) else None, local.context, results,
+                        round(time.perf_counter() - started, 1))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .errors import RagError
 from .settings import Settings
+from .text import snippet
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -197,7 +198,7 @@ def cmd_retrieve(args, settings: Settings) -> int:
         ce_score = "" if s.ce_score is None else f"{s.ce_score:.4f}"
         kept = f"[{s.number}]" if s.number else ""
         print(f"{kept:>4} {s.bi_rank:>4} {s.bi_score:>8.4f} {ce_rank:>4} {ce_score:>8} {move:>5}  {s.location}: "
-              f"{_snippet(s.text)}")
+              f"{snippet(s.text)}")
     return 0
 
 
@@ -231,17 +232,17 @@ def _print_sources(answer, as_json: bool) -> None:
     for sentence in answer.sentences:
         marks = [f"[{n}]" for n in sentence.cited] + [f"[{n}]*" for n in sentence.attributed
                                                        if n not in sentence.cited]
-        print(f"  {_snippet(sentence.text, 70)!r}: {' '.join(marks) if sentence.supported else 'NOT SUPPORTED'}")
+        print(f"  {snippet(sentence.text, 70)!r}: {' '.join(marks) if sentence.supported else 'NOT SUPPORTED'}")
     if answer.sentences:
         print("  ([n] cited by the model, [n]* attributed after the answer by the supporting chunk)")
     label = "Closest passages (not sent to the LLM)" if answer.outcome == "not_covered" else "Sources"
     print(f"\n{label}:")
     for s in answer.sources:
         ce = f", cross-encoder {s.ce_score:.4f} (#{s.ce_rank})" if s.ce_score is not None else ""
-        print(f"  [{s.number}] {s.location} - bi-encoder {s.bi_score:.4f} (#{s.bi_rank}){ce}: {_snippet(s.text)}")
+        print(f"  [{s.number}] {s.location} - bi-encoder {s.bi_score:.4f} (#{s.bi_rank}){ce}: {snippet(s.text)}")
         evidence = answer.evidence.get(s.number)
         if evidence:
-            print(f"      evidence ({evidence[0].score:.3f}): {_snippet(evidence[0].text, 110)}")
+            print(f"      evidence ({evidence[0].score:.3f}): {snippet(evidence[0].text, 110)}")
 
 
 def cmd_eval(args, settings: Settings) -> int:
@@ -261,7 +262,7 @@ def cmd_eval(args, settings: Settings) -> int:
     print(f"{report.test_set}: {report.documents} documents, {report.chunks} chunks, {report.questions} questions; "
           f"{report.level} level, {report.candidates} candidates; indexed in {report.index_seconds} s, "
           f"ranked in {report.rank_seconds} s")
-    print(f"bi-encoder {report.embedder}; cross-encoder {report.reranker}; precision {report.precision}")
+    print(f"bi-encoder {report.embedder}; cross-encoder {report.reranker or 'none'}; precision {report.precision}")
     return _print_report(report, args.json)
 
 
@@ -278,7 +279,7 @@ def _eval_answers(args, settings: Settings) -> int:
     counts = ", ".join([f"{len(test.answerable)} answerable"] + [f"{len(v)} {k}" for k, v in test.unanswerable.items()])
     print(f"{report.test_set}: {report.documents} documents, {report.chunks} chunks; {counts} questions per mode; "
           f"{report.seconds} s")
-    print(f"LLM {report.llm}; cross-encoder {report.reranker}; context sent: {report.context}")
+    print(f"LLM {report.llm}; cross-encoder {report.reranker or 'none'}; context sent: {report.context}")
     return _print_report(report, args.json)
 
 
@@ -315,11 +316,6 @@ def cmd_settings(args, settings: Settings) -> int:
         else:
             print(f"RAG_{name.upper()}={getattr(settings, name)}  # {field.description}")
     return 0
-
-
-def _snippet(text: str, width: int = 90) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 COMMANDS = {"ingest": cmd_ingest, "docs": cmd_docs, "delete": cmd_delete, "retrieve": cmd_retrieve,

@@ -125,7 +125,7 @@ class Report:
     chunks: int
     questions: int
     embedder: str
-    reranker: str
+    reranker: str | None  # None when no mode reranked: no cross-encoder ran
     index_seconds: float
     results: list[ModeResult]
     rank_seconds: float = 0.0
@@ -211,7 +211,8 @@ def evaluate(
         finally:
             pipeline.store.close()
     return Report(test.name, level, candidates, len(test.documents) - len(rejected), len(chunks),
-                  len(test.questions), local.embedding_model, local.reranker_model, round(index_seconds, 1), results,
+                  len(test.questions), local.embedding_model, local.reranker_model if reranked else None,
+                  round(index_seconds, 1), results,
                   rank_seconds=round(rank_seconds, 1), precision=precision)
 
 

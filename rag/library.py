@@ -31,8 +31,10 @@ from .store import DocumentRecord, Store
 Status = Literal["added", "unchanged", "replaced", "rejected"]
 MAX_NAME = 200
 
-# (done, total) chunks embedded for the file being ingested
+# (done, total) chunks embedded of the file, or of the batch of files, being written
 ChunkProgress = Callable[[int, int], None]
+# (index, name) of the next file to be read and split, before it is
+FileStart = Callable[[int, str], None]
 
 
 @dataclass(frozen=True)
@@ -119,10 +121,14 @@ class Library:
         return self._commit([prepared], on_chunks)[0]
 
     def ingest_many(self, files: Iterable[tuple[str, bytes]], on_file: Callable[[IngestOutcome], None] | None = None,
-                    batch_chunks: int | None = None) -> list[IngestOutcome]:
+                    batch_chunks: int | None = None, on_start: FileStart | None = None,
+                    on_chunks: ChunkProgress | None = None) -> list[IngestOutcome]:
         """Add many files, embedding their chunks together in batches (much faster for many small files).
 
         Each document is still committed by its own record, so an interruption leaves every one fully in or out.
+        Progress: `on_start` before each file is read, `on_chunks` as a batch is embedded, `on_file` with each
+        file's outcome once it is settled (a file waits for its batch to be written, so outcomes can come later
+        than, and in another order from, the files). Returns the outcomes in the order of `files`.
         """
         batch_chunks = batch_chunks or self.settings.ingest_batch_chunks
         outcomes: dict[int, IngestOutcome] = {}
@@ -134,13 +140,15 @@ class Library:
                 on_file(outcome)
 
         def flush() -> None:
-            for (index, _), outcome in zip(pending, self._commit([p for _, p in pending])):
+            for (index, _), outcome in zip(pending, self._commit([p for _, p in pending], on_chunks)):
                 settle(index, outcome)
             pending.clear()
 
         seen: dict[str, str] = {}
         for index, (raw_name, data) in enumerate(files):
             name = clean_name(raw_name)
+            if on_start:
+                on_start(index, name)
             if duplicate := duplicate_in_batch(seen, name, data):
                 settle(index, duplicate)
                 continue

@@ -12,6 +12,7 @@ from pathlib import PurePath
 from typing import Literal
 
 from .errors import RejectedDocument
+from .pdf import read_pages, read_pages_in_child
 
 Kind = Literal["pdf", "docx", "html", "markdown", "text"]
 
@@ -69,7 +70,8 @@ def load_document(
         raise RejectedDocument("empty file (0 bytes)")
     kind = detect_kind(data, name)
     if kind == "pdf":
-        pages = _load_pdf_in_child(data, pdf_timeout) if pdf_timeout else _load_pdf(data)
+        read = read_pages_in_child(data, pdf_timeout) if pdf_timeout else read_pages(data)
+        pages = [Page(number, _normalise(text)) for number, text in read]
         if len(pages) > max_pages:
             raise RejectedDocument(f"too many pages: {len(pages)}, the limit is {max_pages}",
                                    fix="split the PDF, or raise RAG_MAX_PAGES")
@@ -149,55 +151,6 @@ def _zip_kind(data: bytes) -> Kind:
     if any(n.startswith(("xl/", "ppt/")) for n in names):
         raise RejectedDocument("unsupported file type: a spreadsheet or presentation", fix="save it as PDF")
     raise RejectedDocument("unsupported file type: a ZIP archive, not a DOCX", fix="unpack it and add the files")
-
-
-def _load_pdf_in_child(data: bytes, timeout: float) -> list[Page]:
-    import json
-    import os
-    import subprocess
-    import sys
-
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-    try:
-        done = subprocess.run([sys.executable, "-m", "rag.pdf_worker"], input=data, capture_output=True,
-                              timeout=timeout, env=env, check=False)
-    except subprocess.TimeoutExpired:
-        raise RejectedDocument(f"reading the PDF took longer than {timeout:g} s (a damaged or hostile file?)",
-                               fix="re-save it with a PDF tool, or raise RAG_PDF_TIMEOUT") from None
-    try:
-        out = json.loads(done.stdout)
-    except ValueError:
-        reason = "out of memory" if done.returncode and b"MemoryError" in done.stderr else f"exit {done.returncode}"
-        raise RejectedDocument(f"the PDF reader failed on this file ({reason})") from None
-    if "error" in out:
-        raise RejectedDocument(out["error"], fix=out.get("fix"))
-    return [Page(number, text) for number, text in out["pages"]]
-
-
-def _load_pdf(data: bytes) -> list[Page]:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError, PyPdfError
-
-    try:
-        reader = PdfReader(io.BytesIO(data), strict=False)
-        if reader.is_encrypted:
-            # Many PDFs are "encrypted" with an empty user password only to restrict printing.
-            try:
-                opened = reader.decrypt("")
-            except Exception as exc:  # pypdf raises several types for unsupported ciphers
-                raise RejectedDocument("encrypted PDF", fix="remove the password and add it again") from exc
-            if not opened:
-                raise RejectedDocument("encrypted PDF", fix="remove the password and add it again")
-        pages = [Page(i, _normalise(page.extract_text() or "")) for i, page in enumerate(reader.pages, start=1)]
-    except RejectedDocument:
-        raise
-    except (PdfReadError, PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError,
-            RecursionError, OSError, AssertionError, ZeroDivisionError) as exc:
-        raise RejectedDocument(f"corrupt or truncated PDF ({type(exc).__name__})") from exc
-    if not pages:
-        raise RejectedDocument("corrupt or truncated PDF (no pages)")
-    return pages
 
 
 def _load_docx(data: bytes) -> str:

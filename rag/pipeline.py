@@ -30,17 +30,13 @@ from .library import Library
 from .llm import make_chat_model, translate_error
 from .prompt import CitationFilter, build_rewrite_messages, standalone_question
 from .rerank import RememberingCrossEncoder, ScoreKeepingReranker
-from .results import Answer, Ranking
+from .results import Answer, Ranking, elapsed_ms
 from .retriever import RerankingRetriever, StageTimer, StoreRetriever
 from .settings import Settings
 from .store import Store
 
 History = Sequence[tuple[str, str]]
 ChatModelFactory = Callable[..., BaseChatModel]
-
-
-def _ms(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000, 1)
 
 
 class Pipeline:
@@ -236,7 +232,7 @@ class Pipeline:
             answer.outcome = "not_covered"
             answer.tokens = self._fixed(answer, prepared.not_covered)
             return answer
-        ranking.timings.evidence_ms = _ms(start)
+        ranking.timings.evidence_ms = elapsed_ms(start)
         answer.evidence, answer.sent = prepared.evidence, prepared.sent
         answer.tokens = self._stream(answer, self.generation().stream(state, config=config))
         return answer
@@ -253,7 +249,7 @@ class Pipeline:
         try:
             for piece in citations.filter(raw):
                 if answer.ranking.timings.first_token_ms is None:
-                    answer.ranking.timings.first_token_ms = _ms(start)
+                    answer.ranking.timings.first_token_ms = elapsed_ms(start)
                 answer.text += piece
                 yield piece
         except Exception as exc:
@@ -261,7 +257,7 @@ class Pipeline:
             raise translate_error(exc, self.settings) from exc
         finally:
             answer.citations, answer.dropped_citations = citations.cited, citations.dropped
-            answer.ranking.timings.answer_ms = _ms(start)
+            answer.ranking.timings.answer_ms = elapsed_ms(start)
         if is_decline(answer.text):
             answer.outcome = "declined"
         elif sources:

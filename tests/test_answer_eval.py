@@ -9,7 +9,7 @@ from rag.answer_eval import evaluate_answers, judge, load_answer_set
 from rag.errors import RagError
 from rag.pipeline import Pipeline
 from rag.store import Store
-from tests.conftest import cli_env, make_settings, run_cli
+from tests.conftest import cli_env, make_settings, run_cli, threshold_between
 from tests.fakes import ScriptedChat
 
 DOCS = {
@@ -42,10 +42,12 @@ def factory(bi_encoder, cross_encoder):
     return lambda s: Pipeline(s, Store(s, bi_encoder), cross_encoder)
 
 
-def test_answers_are_measured_per_mode_with_the_real_llm(tiny, tmp_path, ollama_url, factory):
+def test_answers_are_measured_per_mode_with_the_real_llm(tiny, tmp_path, ollama_url, factory, store, cross_encoder):
     qa, docs, off = tiny
-    report = evaluate_answers(load_answer_set(qa, docs, [off]), make_settings(tmp_path, ollama_url), factory,
-                              modes=["dense", "rerank"])
+    probe = Pipeline(make_settings(tmp_path), store, cross_encoder)
+    probe.library.ingest_many((name, text.encode()) for name, text in DOCS.items())
+    settings = make_settings(tmp_path, ollama_url, min_rerank_score=threshold_between(probe, OFF, [q for q, _ in QA]))
+    report = evaluate_answers(load_answer_set(qa, docs, [off]), settings, factory, modes=["dense", "rerank"])
     assert [r["mode"] for r in report.results] == ["dense", "rerank"]
     for result in report.results:
         a = result["answers"]
@@ -59,7 +61,7 @@ def test_answers_are_measured_per_mode_with_the_real_llm(tiny, tmp_path, ollama_
         assert all(r["cited"] for r in answered if r["unsupported_sentences"] < len(r["sentences"])), \
             "an answer with a supported sentence shows a citation"
     rerank = report.results[1]["answers"]
-    assert rerank["declined"]["off-corpus"] == 1.0, "the cross-encoder's gate stops both off-corpus questions"
+    assert rerank["declined"]["off-corpus"] == 1.0, "a gate between the two kinds of question stops both off-corpus ones"
     assert "| rerank |" in report.table()
 
 

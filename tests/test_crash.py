@@ -1,5 +1,6 @@
 """An ingest killed part-way leaves every document fully in or fully out, and the next ingest completes it."""
 
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +13,24 @@ from rag.store import Store
 from tests.conftest import REPO, cli_env, make_settings, run_cli
 
 FILES = 24
+# `python -m rag ingest` that kills itself at the worst moment: the second batch's chunks written, its documents'
+# records (the commit point) not yet, so that chunks nobody vouches for are certainly left behind.
+KILLED_BEFORE_SECOND_COMMIT = """
+import os, signal, sys
+from rag.cli import main
+from rag.store import Store
+
+put_records, calls = Store.put_records, []
+
+def put_then_die(self, records):
+    calls.append(len(records))
+    if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return put_records(self, records)
+
+Store.put_records = put_then_die
+sys.exit(main(["ingest", sys.argv[1]]))
+"""
 
 
 def write_folder(folder):
@@ -30,10 +49,9 @@ def check_all_or_nothing(settings, bi_encoder):
             ids = store.chunk_ids({"$and": [{"source": name}, {"doc_sha": record.sha256}]})
             assert len(ids) == record.chunks, f"{name} is half-written: {len(ids)} of {record.chunks} chunks"
         stray = [s for s, sha in store.chunk_sources() if (s, sha) not in {(r.name, r.sha256) for r in records.values()}]
-        if stray:
-            # Chunks of unfinished documents never reach an answer.
-            pool = Pipeline(settings, store, None).retrieve("topic item sentence", rerank=False, candidates=200)
-            assert not {s.file for s in pool.candidates} - set(records)
+        # Chunks of unfinished documents never reach an answer.
+        pool = Pipeline(settings, store, None).retrieve("topic item sentence", rerank=False, candidates=200)
+        assert not {s.file for s in pool.candidates} - set(records)
         return set(records), len(stray)
     finally:
         store.close()
@@ -60,3 +78,23 @@ def test_an_ingest_killed_part_way_is_all_or_nothing_per_document(tmp_path, bi_e
     assert statuses.count("unchanged") == len(done) and statuses.count("added") == FILES - len(done)
     names, stray = check_all_or_nothing(settings, bi_encoder)
     assert len(names) == FILES and stray == 0, "the next ingest leaves no stray chunks"
+
+
+def test_chunks_written_before_their_commit_are_ignored_then_cleared(tmp_path, bi_encoder):
+    settings = make_settings(tmp_path, ingest_batch_chunks=16)
+    folder = tmp_path / "docs"
+    write_folder(folder)
+    env = cli_env(settings, RAG_INGEST_BATCH_CHUNKS="16")
+    killed = subprocess.run([sys.executable, "-c", KILLED_BEFORE_SECOND_COMMIT, str(folder)], env=env, cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    first_batch = [line.split()[1].rstrip(":") for line in killed.stdout.splitlines()]
+    done, stray = check_all_or_nothing(settings, bi_encoder)
+    assert done == set(first_batch) and 0 < len(done) < FILES
+    assert stray > 0, "the second batch's chunks are in the store, without records"
+    again = run_cli("ingest", str(folder), env=env)
+    assert again.returncode == 0, again.stderr
+    assert f"removed {stray} chunks left by an interrupted ingest" in again.stderr
+    statuses = [line.split()[0] for line in again.stdout.splitlines()]
+    assert statuses.count("unchanged") == len(done) and statuses.count("added") == FILES - len(done)
+    assert check_all_or_nothing(settings, bi_encoder) == (set(f"doc{i:02}.txt" for i in range(FILES)), 0)

@@ -89,6 +89,7 @@ def judge_refund(at, stocked_folder: Stocked):
     return at
 
 
+@pytest.mark.needs_test_reranker  # the test model moves REFUND's chunk from 2nd to 1st (helped)
 def test_judging_a_question_scores_both_orders_and_the_judgements_survive_a_restart(stocked, stocked_folder):
     at = add_question(start("pages/evaluate.py"), REFUND)
     assert any(REFUND in s for s in plain(at.success))
@@ -146,7 +147,7 @@ def test_the_threshold_suggestion_comes_from_the_judged_scores_and_can_be_used_f
     at = judge_refund(start("pages/evaluate.py"), stocked_folder)
     refund = next(s for s in stocked_folder.ranking.candidates if s.chunk_id == stocked_folder.refund_chunk)
     expected = int(refund.ce_score * 100) / 100  # the only answerable question: its relevant chunk, rounded down
-    default = rerank_gate(make_settings(stocked.parent)).threshold  # the test model's calibrated gate
+    default = rerank_gate(make_settings(stocked.parent)).threshold  # the loaded model's calibrated gate
     assert f"**Suggested threshold: {expected:.2f}** (this session uses {default:.2f})" in texts(at.markdown)
     assert any("the highest threshold that still lets each of them reach the LLM" in c for c in texts(at.caption))
     assert len(at.get("vega_lite_chart")) == 2, "the metrics chart and the score chart"

@@ -7,6 +7,7 @@ import pytest
 
 from ollama_standin.testing import free_port, start_standin, stop_standin
 from rag.errors import LLMError, StoreBusy
+from rag.models import resolve_model
 from rag.pipeline import Pipeline
 from rag.store import Store
 from tests.conftest import RERANKER, cli_env, make_settings, run_cli
@@ -47,9 +48,17 @@ def test_a_second_process_on_the_same_store_folder_is_refused_with_the_reason(tm
 
 
 def test_a_second_store_in_the_same_process_shares_the_folder(settings, store, bi_encoder):
-    other = Store(settings, bi_encoder)
+    from rag.library import Library
+
+    other = Store(settings, bi_encoder)  # not refused: the folder's lock is this process's already
+    Library(store, settings).ingest_bytes("policy.md", POLICY.encode())
+    assert [r.name for r in other.list_records()] == ["policy.md"], "what one writes, the other reads"
     other.close()
-    store.list_records()  # the first one still works
+    assert [r.name for r in store.list_records()] == ["policy.md"], "closing one leaves the other working"
+    refused = run_cli("docs", env=cli_env(settings))
+    assert refused.returncode == 1 and "in use by another process" in refused.stderr, "the first one still holds it"
+    store.close()
+    assert run_cli("docs", env=cli_env(settings)).returncode == 0, "closing the last one frees the folder"
 
 
 def test_a_store_locked_by_a_live_process_is_refused(tmp_path, bi_encoder):
@@ -73,7 +82,7 @@ def test_doctor_names_a_corrupt_model_folder_and_the_fix(tmp_path, settings):
     import shutil
 
     broken = tmp_path / "broken-reranker"
-    shutil.copytree(RERANKER, broken)
+    shutil.copytree(resolve_model(RERANKER), broken)  # a hub id's cache folder holds links: copied as files
     weights = broken / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
     result = run_cli("doctor", env=cli_env(settings, RAG_RERANKER_MODEL=str(broken)))

@@ -157,6 +157,24 @@ def test_rebuild_re_embeds_every_chunk_with_the_new_embedder(library, store, set
         Store(settings, bi_encoder)
 
 
+def test_ingesting_many_files_reports_each_file_read_each_batch_embedded_and_each_outcome(library, store):
+    events = []
+    outcomes = library.ingest_many(
+        [("policy.md", POLICY.encode()), ("bad.pdf", b"%PDF-1.4 broken"), ("moon.txt", b"The moon is rock."),
+         ("sun.txt", b"The sun is a star.")], batch_chunks=2,
+        on_start=lambda i, name: events.append(("read", name)),
+        on_chunks=lambda done, total: events.append(("embedded", done, total)),
+        on_file=lambda o: events.append(("settled", o.name, o.status)))
+    policy = outcomes[0].chunks
+    assert policy >= 2, "the policy fills a batch of 2 chunks on its own"
+    # Batches: the policy alone, then moon and sun together; a bad file is settled at once; a good one with its batch.
+    assert events == [("read", "policy.md"), ("embedded", policy, policy), ("settled", "policy.md", "added"),
+                      ("read", "bad.pdf"), ("settled", "bad.pdf", "rejected"),
+                      ("read", "moon.txt"), ("read", "sun.txt"), ("embedded", 2, 2),
+                      ("settled", "moon.txt", "added"), ("settled", "sun.txt", "added")]
+    assert store.count_chunks() == policy + 2
+
+
 def test_two_files_of_one_batch_with_one_name_the_second_is_refused_unless_identical(library, store):
     outcomes = library.ingest_many([("moon.txt", b"The moon is rock."), ("moon.txt", b"The moon is cheese."),
                                     ("moon.txt", b"The moon is rock.")])

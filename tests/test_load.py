@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.test_browser import WAIT_MS, app_url, browser, wait_until_idle  # noqa: F401 (fixtures)
+from tests.test_browser import WAIT_MS, app_url, browser, server_log, wait_until_idle  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 SESSIONS = 8
@@ -14,7 +14,8 @@ SUBJECTS = [("giraffe", "Monday"), ("volcano", "Tuesday"), ("violin", "Wednesday
             ("bakery", "Friday"), ("lighthouse", "Saturday"), ("orchard", "Sunday"), ("telescope", "holidays")]
 
 
-def test_eight_sessions_upload_and_ask_at_once(app_url, browser, tmp_path):  # noqa: F811
+def test_eight_sessions_upload_and_ask_at_once_and_share_one_load_of_each_model(app_url, browser,  # noqa: F811
+                                                                                tmp_path):
     from playwright.sync_api import expect
 
     expect.set_options(timeout=WAIT_MS)
@@ -52,11 +53,7 @@ def test_eight_sessions_upload_and_ask_at_once(app_url, browser, tmp_path):  # n
     expect(pages[0].get_by_test_id("stSidebar").get_by_text(f"{SESSIONS} documents")).to_be_visible()
     for page in pages:
         page.close()
-
-
-def test_the_models_were_loaded_once_for_all_sessions(app_url):  # noqa: F811
-    from tests.test_browser import server_log
-
+    # The encoders are cached for the process: eight sessions, one load of each (the server's log says each load).
     log = server_log(app_url)
     assert len(re.findall(r"app: loading the bi-encoder", log)) == 1, log
     assert len(re.findall(r"app: loading the cross-encoder", log)) == 1, log

@@ -14,12 +14,13 @@ from streamlit.delta_generator import DeltaGenerator
 from rag.compare import bi_encoder_side, cross_encoder_side
 from rag.pipeline import Pipeline
 from rag.results import Ranking, Timings
+from rag.text import snippet
 
 from . import answers, notices, resources
 from .answers import Reply
 from .evidence import compact_evidence, scorer_label
 from .sources import move_arrow
-from .text import escape, model_label, snippet
+from .text import escape, model_label
 
 _RANKING = "compare_ranking"
 _ANSWERS = "compare_answers"
@@ -35,15 +36,14 @@ class SideAnswer(Reply):
 
 
 def ranking_for(pipeline: Pipeline, question: str) -> Ranking:
-    """The question's pool, reranked; ranked once per question and settings in a session, then reused."""
-    key = (question, pipeline.settings.keep, resources.ranking_key(pipeline))
-    cached = st.session_state.get(_RANKING)
-    if cached is None or cached[0] != key:
-        with st.spinner("Ranking the candidates with both encoders…"):
-            cached = (key, pipeline.retrieve(question, rerank=True, fallback=True))
-        st.session_state[_RANKING] = cached
+    """The question's pool, reranked (`resources.reranked`; in the bi-encoder's order, with the reason, when the
+    cross-encoder cannot load); the answers generated from another ranking go."""
+    key = resources.ranking_key(pipeline)
+    if st.session_state.get(_RANKING) != (question, key):
+        st.session_state[_RANKING] = (question, key)
         st.session_state.pop(_ANSWERS, None)
-    return cached[1]
+    with st.spinner("Ranking the candidates with both encoders…"):
+        return resources.reranked(pipeline, question, key, fallback=True)
 
 
 def ranking_or_message(pipeline: Pipeline, question: str) -> Ranking | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -10,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from rag.errors import RagError
-from rag.library import IngestOutcome, Library, clean_name, duplicate_in_batch, expand_paths
+from rag.library import IngestOutcome, Library, clean_name, expand_paths
 from rag.store import DocumentRecord
 
 from .text import escape, plural
@@ -23,27 +24,31 @@ _TO_DELETE = "documents_to_delete"
 
 
 def ingest(library: Library, files: Sequence[tuple[str, bytes]]) -> list[IngestOutcome]:
-    """Ingest (name, bytes) pairs in order, showing progress per file and per batch of chunks embedded."""
-    outcomes: list[IngestOutcome] = []
-    seen: dict[str, str] = {}
+    """Ingest (name, bytes) pairs through the library's batched path, as the CLI does, showing progress per file
+    read, per batch of chunks embedded, and each file's outcome once its batch is written."""
     total = len(files)
+    settled: list[IngestOutcome] = []
     with st.status(f"Adding {plural(total, 'file')}…", expanded=True) as status:
         overall = st.progress(0.0)
         chunks = st.progress(0.0)
-        for done, (name, data) in enumerate(files):
-            label = escape(name)
-            overall.progress(done / total, text=f"File {done + 1} of {total}: {label}")
-            chunks.progress(0.0, text=f"Reading, splitting and embedding {label}…")
 
-            def on_chunks(written: int, of: int, label: str = label) -> None:
-                chunks.progress(written / of, text=f"{label}: {written} of {of} chunks embedded")
+        def on_start(index: int, name: str) -> None:
+            overall.progress(index / total, text=f"File {index + 1} of {total}: reading and splitting {escape(name)}")
 
-            try:
-                outcome = duplicate_in_batch(seen, clean_name(name), data) or library.ingest_bytes(name, data, on_chunks)
-            except RagError as exc:  # the store failed, not the file: report it as this file's outcome
-                outcome = IngestOutcome(name, "rejected", reason=str(exc))
-            outcomes.append(outcome)
-            st.caption(f"{label}: {outcome.status}")
+        def on_chunks(done: int, of: int) -> None:
+            chunks.progress(done / of, text=f"Embedding a batch of files: {done} of {of} chunks")
+
+        def on_file(outcome: IngestOutcome) -> None:
+            settled.append(outcome)
+            st.caption(f"{escape(outcome.name)}: {outcome.status}")
+
+        try:
+            outcomes = library.ingest_many(files, on_file=on_file, on_start=on_start, on_chunks=on_chunks)
+        except RagError as exc:  # the store failed, not the files: each file not yet settled gets its reason
+            left = Counter(clean_name(name) for name, _ in files) - Counter(o.name for o in settled)
+            for name in left.elements():
+                on_file(IngestOutcome(name, "rejected", reason=str(exc)))
+            outcomes = settled
         overall.progress(1.0, text=f"{total} of {total} files done")
         rejected = sum(o.status == "rejected" for o in outcomes)
         status.update(label=summary(outcomes), state="error" if rejected == total else "complete", expanded=False)

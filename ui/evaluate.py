@@ -19,9 +19,10 @@ from rag.judgement_scores import POOL_DEPTH, QuestionResult, existing_chunk_ids,
 from rag.judgements import JudgedQuestion, Judgement, Judgements
 from rag.pipeline import Pipeline
 from rag.results import Ranking, Source
+from rag.text import snippet
 
-from . import notices
-from .text import escape, plural, snippet
+from . import notices, resources
+from .text import escape, plural
 
 _NOTICE = "evaluate_notice"
 _QUESTION = "evaluate_question"
@@ -54,7 +55,7 @@ def _change(path: Path, change: Callable[[Judgements], T], done: str | None = No
     try:
         result = saved.update(path, change)
     except JudgementsError as exc:
-        _leave("error", escape(exc.message) + (f"  \n**Fix:** {escape(exc.fix)}" if exc.fix else ""))
+        _leave("error", notices.with_fix(exc.message, exc.fix))
         return False, None
     if done:
         _leave("success", done)
@@ -79,7 +80,7 @@ def _move_aside(path: Path) -> None:
     try:
         moved = saved.move_aside(path)
     except JudgementsError as exc:
-        _leave("error", escape(str(exc)))
+        _leave("error", notices.with_fix(exc.message, exc.fix))
         return
     _leave("success", escape(f"Moved the unreadable file to {moved}. Starting with no judgements."))
 
@@ -132,7 +133,7 @@ def _import(path: Path) -> None:
         incoming = (saved.from_json(data, upload.name) if upload.name.lower().endswith(".json")
                     else saved.from_csv(data, upload.name))
     except JudgementsError as exc:
-        _leave("error", escape(exc.message) + (f"  \n**Fix:** {escape(exc.fix)}" if exc.fix else ""))
+        _leave("error", notices.with_fix(exc.message, exc.fix))
         return
     ok, counts = _change(path, lambda j: j.merge(incoming))
     if ok:
@@ -169,20 +170,9 @@ def _delete_question(path: Path, question: str) -> None:
         st.session_state.pop(_QUESTION, None)
 
 
-@st.cache_data(show_spinner=False, max_entries=1000)
-def _ranked(question: str, key: tuple, _pipeline: Pipeline) -> Ranking:
-    # Keyed by question and `resources.ranking_key`: the same question is reranked again only when something that decides
-    # its ranking changed, whichever session asks.
-    return _pipeline.retrieve(question, rerank=True)
-
-
-def ranking_for(pipeline: Pipeline, question: str, key: tuple) -> Ranking:
-    return _ranked(question, key, pipeline)
-
-
 def ranking_or_message(pipeline: Pipeline, question: str, key: tuple) -> Ranking | None:
     with st.spinner("Ranking the candidates with both encoders…"):
-        return notices.or_message(lambda: ranking_for(pipeline, question, key),
+        return notices.or_message(lambda: resources.reranked(pipeline, question, key),
                                   "There are no documents yet, so there is nothing to judge.")
 
 
@@ -265,7 +255,7 @@ def score_all(pipeline: Pipeline, judgements: Judgements, alive: set[str], key: 
         for done, question in enumerate(judged):
             if len(judged) > 1:
                 bar.progress(done / len(judged), text=f"Ranking question {done + 1} of {len(judged)}…")
-            rankings[question.question] = ranking_for(pipeline, question.question, key)
+            rankings[question.question] = resources.reranked(pipeline, question.question, key)
     except RagError as exc:
         notices.problem(exc.message, exc.fix)
         return None

@@ -11,9 +11,10 @@ import streamlit as st
 
 from rag.judgement_scores import (METRIC_NAMES, QuestionResult, Scores, Summary, by_change, suggest_threshold,
                                   summarize)
+from rag.text import snippet
 
 from . import sidebar
-from .text import escape, plural, snippet
+from .text import escape, plural
 
 SIDES = ("bi-encoder only", "with cross-encoder")
 SIDE_COLOURS = ("#9e9e9e", "#1565c0")

@@ -14,9 +14,14 @@ from .text import escape
 DOCUMENTS_PAGE = "pages/documents.py"
 
 
+def with_fix(message: str, fix: str | None = None) -> str:
+    """Markdown of an error a user can act on: what went wrong, then how to fix it (both shown as plain text)."""
+    return escape(message) + (f"  \n**Fix:** {escape(fix)}" if fix else "")
+
+
 def problem(message: str, fix: str | None = None) -> None:
-    """An error a user can act on: what went wrong, then how to fix it (both shown as plain text)."""
-    st.error(escape(message) + (f"  \n**Fix:** {escape(fix)}" if fix else ""), icon=":material/error:")
+    """Show an error with its fix (`with_fix`)."""
+    st.error(with_fix(message, fix), icon=":material/error:")
 
 
 def no_documents(text: str = "There are no documents yet, so there is nothing to answer from.") -> None:

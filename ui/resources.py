@@ -20,6 +20,7 @@ from rag.library import Library
 from rag.llm import OllamaStatus, check_ollama, make_chat_model
 from rag.pipeline import Pipeline
 from rag.rerank import SentenceTransformerCrossEncoder, load_cross_encoder
+from rag.results import Ranking
 from rag.settings import Settings
 from rag.store import Store
 
@@ -124,6 +125,17 @@ def ranking_key(pipeline: Pipeline) -> tuple:
     """What decides a question's ranking besides the question: the store, the models, the sidebar's choices, the
     documents (names and hashes). A cached ranking is reused only while this key is unchanged."""
     s = pipeline.settings
-    return (s.candidates, s.hybrid, str(s.chroma_path.resolve()), s.chroma_host, s.chroma_port, s.collection,
-            s.embedding_model, s.reranker_model,
+    return (*store_key(s), s.reranker_model, s.candidates, s.keep, s.hybrid,
             tuple((r.name, r.sha256) for r in pipeline.library.documents()))
+
+
+@st.cache_data(show_spinner=False, max_entries=1000)
+def _reranked(question: str, key: tuple, fallback: bool, _pipeline: Pipeline) -> Ranking:
+    return _pipeline.retrieve(question, rerank=True, fallback=fallback)
+
+
+def reranked(pipeline: Pipeline, question: str, key: tuple | None = None, fallback: bool = False) -> Ranking:
+    """The question's candidate pool in both orders (Compare and Evaluate). Ranked again only when `ranking_key`
+    changes, whichever page or session asks; pass the key when ranking many questions against one state.
+    `fallback`: see `Pipeline`; Compare shows what it can, Evaluate must not score a ranking as reranked."""
+    return _reranked(question, key or ranking_key(pipeline), fallback, pipeline)

@@ -121,8 +121,3 @@ def model_label(name: str | None) -> str:
 def plural(count: int, word: str) -> str:
     """'1 chunk', '3 chunks'."""
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
-def snippet(text: str, width: int = 120) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
