@@ -61,7 +61,7 @@ def rerank_toggle(problem: RagError | None) -> bool:
                          help="Rescore the bi-encoder's candidates with the cross-encoder before keeping the best "
                               "ones.")
     st.toggle("Rerank with cross-encoder: unavailable", value=False, disabled=True, key="rerank_unavailable",
-              help=escape(f"{problem.message}. Fix: {problem.fix}" if problem.fix else problem.message))
+              help=notices.with_fix(problem.message, problem.fix))
     return True
 
 

@@ -12,6 +12,7 @@ from rag.settings import Settings
 from rag.store import Store
 
 from . import resources
+from .notices import with_fix
 from .text import escape, model_label, plural
 
 
@@ -75,7 +76,7 @@ def health(settings: Settings, status: OllamaStatus, store: Store | None) -> Non
     lines: list[str] = []
     problem = status.problem()
     if not status.reachable:
-        lines.append(f"{WARN} {escape(problem.message)}. Fix: {escape(problem.fix or '')}")
+        lines.append(f"{WARN} {with_fix(problem.message, problem.fix)}")
     else:
         lines.append(f"{OK} Ollama {escape(status.version or '')} at {escape(settings.ollama_url)}")
         if problem is None:
@@ -88,7 +89,7 @@ def health(settings: Settings, status: OllamaStatus, store: Store | None) -> Non
             lines.append(f"{OK} Store: {escape(settings.store_location)}, "
                          f"{plural(store.count_documents(), 'document')}, {plural(store.count_chunks(), 'chunk')}")
         except RagError as exc:
-            lines.append(f"{WARN} {escape(exc.message)}. Fix: {escape(exc.fix or '')}")
+            lines.append(f"{WARN} {with_fix(exc.message, exc.fix)}")
         lines.append(f"{OK} Embedder {escape(model_label(settings.embedding_model))} "
                      f"({store.embedder.dimension} dimensions)")
     lines.append(f"Reranker {escape(model_label(settings.reranker_model))}")
