@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .cli_conversations import add_parser as add_conversations_parser
+from .cli_conversations import cmd_conversations
 from .errors import RagError
 from .settings import Settings
 from .text import snippet
@@ -66,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --answers: apply the not-covered gate without asking the LLM (to calibrate it)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the full report as JSON")
     p.add_argument("--index", type=Path, metavar="DIR", help="keep the index in DIR and reuse it next time")
+    add_conversations_parser(sub)
     p = sub.add_parser("settings", help="list every setting with its value and description")
     p.add_argument("--markdown", action="store_true", help="as a markdown table, with defaults (for the README)")
     return parser
@@ -321,4 +324,4 @@ def cmd_settings(args, settings: Settings) -> int:
 COMMANDS = {"ingest": cmd_ingest, "docs": cmd_docs, "delete": cmd_delete, "retrieve": cmd_retrieve,
             "ask": cmd_ask, "repair": cmd_repair,
             "settings": cmd_settings, "eval": cmd_eval,
-            "rebuild": cmd_rebuild}
+            "rebuild": cmd_rebuild, "conversations": cmd_conversations}

@@ -67,3 +67,16 @@ class CorruptJudgements(JudgementsError):
     def __init__(self, message: str, path: Path, fix: str | None = None) -> None:
         super().__init__(message, fix)
         self.path = path
+
+
+class ConversationsError(RagError):
+    """Saved conversations that cannot be read or written: a locked or read-only file, an unknown conversation."""
+
+
+class UnreadableConversations(ConversationsError):
+    """The conversations file exists but cannot be read: corrupt, not ours, or written by a newer version of the app.
+    It is left as it is, never overwritten."""
+
+    def __init__(self, message: str, path: Path, fix: str | None = None) -> None:
+        super().__init__(message, fix)
+        self.path = path

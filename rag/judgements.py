@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .files import move_aside as move_file_aside
 from .errors import CorruptJudgements, JudgementsError
 from .results import Source
 
@@ -268,18 +269,12 @@ def update(path: Path, change: Callable[[Judgements], T]) -> T:
 
 def move_aside(path: Path, now: datetime | None = None) -> Path:
     """Rename an unreadable judgements file to `<name>.corrupt-<time>` beside it (kept, not deleted); return it."""
-    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
     with _FILE_LOCK:
-        target, n = path.with_name(f"{path.name}.corrupt-{stamp}"), 1
-        while target.exists():
-            n += 1
-            target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
         try:
-            path.rename(target)
+            return move_file_aside(path, now)
         except OSError as exc:
             raise JudgementsError(f"cannot move {path} aside: {exc.strerror or exc}",
                                   fix=f"move or delete {path} yourself") from exc
-    return target
 
 
 # -- CSV

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
         Path("store/judgements.json"),
         description="File of the Evaluate page's relevance judgements (questions and the chunks that answer them).",
     )
+    conversations_path: Path | None = Field(
+        None,
+        description=(
+            "SQLite file of the saved chat conversations (questions, answers and the sources sent). Unset: "
+            "`conversations.sqlite3` beside the Chroma folder, on this machine even with a Chroma server."
+        ),
+    )
 
     # -- the models
     embedding_model: str = Field(
@@ -152,6 +159,11 @@ class Settings(BaseSettings):
     @property
     def uses_chroma_server(self) -> bool:
         return bool(self.chroma_host)
+
+    @property
+    def conversations_file(self) -> Path:
+        """Where conversations are saved: `conversations_path`, or beside the embedded store's folder."""
+        return self.conversations_path or self.chroma_path.parent / "conversations.sqlite3"
 
     @property
     def store_location(self) -> str:

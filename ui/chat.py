@@ -8,6 +8,7 @@ which the model says that the documents do not answer is shown as such, apart fr
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import streamlit as st
@@ -37,6 +38,12 @@ class Turn(Reply):
     reranker: str | None = None
     hybrid: bool = False
     no_documents: bool = False
+    not_saved: str | None = None
+    """Why the turn could not be saved to the conversations file, if it could not."""
+
+
+SaveTurn = Callable[[Turn, "Answer | None"], None]
+"""Saves a turn that has ended (answered, failed or stopped), with the Answer it came from if retrieval ran."""
 
 
 def turns() -> list[Turn]:
@@ -77,33 +84,39 @@ def ask(pipeline: Pipeline, question: str, history: list[tuple[str, str]], reran
         return pipeline.ask(question, (), rerank=rerank, fallback=True)
 
 
-def answer_turn(pipeline: Pipeline, question: str, rerank: bool) -> Turn:
+def answer_turn(pipeline: Pipeline, question: str, rerank: bool, save: SaveTurn | None = None) -> Turn:
     """Answer in the current container: stream the answer, then redraw the whole turn with links and sources.
 
     The turn joins the conversation before anything runs and is filled in as the answer arrives, so that a run
-    stopped by the user (or by a new question) keeps the question and the answer so far.
+    stopped by the user (or by a new question) keeps the question and the answer so far; `save` gets it once it
+    has ended, however it ended.
     """
     history = conversation(turns())
     turn = Turn(question=question)
     index = len(turns())
     turns().append(turn)
     live = st.empty()
+    answer: Answer | None = None
     try:
-        with live.container():
-            with st.spinner("Searching your documents…"):
-                answer = ask(pipeline, question, history, rerank)
-            turn.reranker, turn.hybrid = answer.ranking.reranker, answer.ranking.hybrid
-            if answer.rewritten:
-                turn.standalone_question = answer.standalone_question
-                show_standalone(turn.standalone_question)
-            answers.stream(answer, turn)
-    except NoDocuments as exc:
-        turn.no_documents, turn.error, turn.fix = True, exc.message, exc.fix
-    except RagError as exc:
-        turn.error, turn.fix = exc.message, exc.fix
-    except Exception as exc:  # a bug, not something the user can fix: one line here, the traceback in the log
-        log.exception("answering %r failed", question)
-        turn.error = f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        try:
+            with live.container():
+                with st.spinner("Searching your documents…"):
+                    answer = ask(pipeline, question, history, rerank)
+                turn.reranker, turn.hybrid = answer.ranking.reranker, answer.ranking.hybrid
+                if answer.rewritten:
+                    turn.standalone_question = answer.standalone_question
+                    show_standalone(turn.standalone_question)
+                answers.stream(answer, turn)
+        except NoDocuments as exc:
+            turn.no_documents, turn.error, turn.fix = True, exc.message, exc.fix
+        except RagError as exc:
+            turn.error, turn.fix = exc.message, exc.fix
+        except Exception as exc:  # a bug, not something the user can fix: one line here, the traceback in the log
+            log.exception("answering %r failed", question)
+            turn.error = f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    finally:  # also when the run is stopped mid-answer: the turn is saved with what it had
+        if save is not None:
+            save(turn, answer)
     with live.container():
         show_turn(turn, index)
     return turn
@@ -113,8 +126,11 @@ def show_standalone(question: str) -> None:
     st.caption(f"Searched for: {escape(question)}")
 
 
-def show_turn(turn: Turn, index: int) -> None:
-    """The assistant's side of a turn: answer (or message), its problems, then its sources with their evidence."""
+def show_turn(turn: Turn, index: int, states: Mapping[str, str] | None = None) -> None:
+    """The assistant's side of a turn: answer (or message), its problems, then its sources with their evidence.
+
+    `states` marks sources whose document was since replaced or deleted (by chunk id, as
+    `rag.conversations.source_states` gives them)."""
     prefix = f"turn{index}"
     if turn.no_documents:
         notices.no_documents()
@@ -126,4 +142,6 @@ def show_turn(turn: Turn, index: int) -> None:
     answers.show(turn, anchors=prefix)
     if turn.sources:
         show_sources(turn.sources, prefix, turn.reranker, SOURCES_HEADINGS.get(turn.outcome, "Sources"), turn.hybrid,
-                     turn.evidence)
+                     turn.evidence, states)
+    if turn.not_saved:
+        st.caption(f":orange[:material/warning:] Not saved: {escape(turn.not_saved)}")

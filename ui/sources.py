@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import streamlit as st
 
+from rag.conversation_export import STATE_NOTES
 from rag.evidence import best_evidence
 from rag.results import Evidence, Source
 
@@ -40,12 +41,15 @@ def score_line(source: Source, reranker: str | None, hybrid: bool = False) -> st
 
 
 def show_sources(sources: Sequence[Source], prefix: str, reranker: str | None, heading: str = "Sources",
-                 hybrid: bool = False, evidence: Mapping[int, Sequence[Evidence]] | None = None) -> None:
+                 hybrid: bool = False, evidence: Mapping[int, Sequence[Evidence]] | None = None,
+                 states: Mapping[str, str] | None = None) -> None:
     """One bordered card per source, each starting with the anchor its citation [n] links to.
 
     Where the chunk's sentences were scored against the question (`evidence`), its best sentence shows on the
-    card, highlighted in its surroundings, without opening the chunk's text.
+    card, highlighted in its surroundings, without opening the chunk's text. A source whose document was since
+    replaced or deleted (`states`, by chunk id) says so: its card still shows the text that was sent.
     """
+    states = states or {}
     evidence = evidence or {}
     best = best_evidence(evidence)
     st.markdown(f"**{escape(heading)}**")
@@ -55,6 +59,9 @@ def show_sources(sources: Sequence[Source], prefix: str, reranker: str | None, h
             st.html(f'<div id="{anchor(prefix, source.number or 0)}"></div>')
             st.markdown(f"**{escape(f'[{source.number}] {source.location}')}**")
             st.caption(score_line(source, reranker, hybrid))
+            if states.get(source.chunk_id) in STATE_NOTES:
+                note = STATE_NOTES[states[source.chunk_id]]
+                st.caption(f":orange[:material/history:] {note[0].upper()}{note[1:]}.")
             found = card_evidence(source, evidence.get(source.number or 0, []), scorer_label(reranker is not None),
                                   best)
             if found:
