@@ -28,6 +28,7 @@ except Exception as exc:  # pydantic's ValidationError: a RAG_* variable with a 
     st.stop()
 
 with st.sidebar:
+    top = st.container()  # above the settings: a page's own sidebar part (Chat's conversations)
     settings, ollama = sidebar.session_settings(base)
 try:
     pipeline = resources.pipeline_for(settings)
@@ -40,7 +41,7 @@ except RagError as exc:  # the store cannot be opened, or the embedder cannot be
         notices.offer_rebuild(settings, resources.bi_encoder)
     st.stop()
 
-session.set_current(session.AppContext(settings, pipeline, ollama, documents))
+session.set_current(session.AppContext(settings, pipeline, ollama, documents, top))
 page.run()
 with st.sidebar:  # after the page, so that documents it added or deleted are counted
     sidebar.health(settings, ollama, pipeline.store)

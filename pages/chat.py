@@ -8,8 +8,7 @@ from ui import chat, conversations, notices, resources, session
 app = session.current()
 path = app.settings.conversations_file
 conversations.reopen(path)
-with st.sidebar:
-    listing = st.container()  # filled last, so that a conversation this run starts is listed
+listing = app.sidebar_top  # filled last, so that a conversation this run starts is listed
 
 st.title("Chat with your documents")
 rerank = chat.rerank_toggle(resources.reranker_problem(app.settings))

@@ -9,6 +9,7 @@ import runpy
 from dataclasses import dataclass
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
@@ -27,6 +28,8 @@ class AppContext:
     ollama: OllamaStatus
     documents: int
     """Documents in the store at the start of this run."""
+    sidebar_top: DeltaGenerator
+    """A place at the top of the sidebar, above the settings, for the page's own sidebar part."""
 
 
 def set_current(context: AppContext) -> None:
