@@ -106,25 +106,18 @@ class StageTimer(BaseCallbackHandler):
         if name is not None:
             self.ms[name] = round(self.ms.get(name, 0.0) + (time.perf_counter() - start) * 1000, 1)
 
-    def on_retriever_start(self, serialized: Any, query: str, *, run_id: UUID, name: str | None = None,
+    # Retrievers and chain steps report alike: (serialized, input) at the start, the output at the end.
+    def on_retriever_start(self, serialized: Any, query: Any, *, run_id: UUID, name: str | None = None,
                            **kwargs: Any) -> None:
         self._start(run_id, name)
 
-    def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
+    def on_retriever_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         self._end(run_id)
 
     def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._started.pop(run_id, None)
 
-    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, name: str | None = None,
-                       **kwargs: Any) -> None:
-        self._start(run_id, name)
-
-    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end(run_id)
-
-    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._started.pop(run_id, None)
+    on_chain_start, on_chain_end, on_chain_error = on_retriever_start, on_retriever_end, on_retriever_error
 
     def stage_ms(self, name: str, minus: str | None = None) -> float | None:
         if name not in self.ms:
