@@ -7,9 +7,9 @@ truth; this module keeps the index in step with it:
 
 - every committed write also adds a record to the store's change log (a Chroma collection), so an index can tell
   cheaply (one count) whether anyone, this process or another app on the same Chroma server, has written since the
-  index last matched the registry; if so, or if the index is new (an existing store opened for the first time with
-  this version), it is reconciled once against the registry: documents gone are dropped, documents new or replaced
-  are read from Chroma;
+  index last matched the registry; if so, and once per process in any case (an existing store opened for the first
+  time with this version builds its index then), it is reconciled against the registry: documents gone are dropped,
+  documents new or replaced are read from Chroma;
 - every keyword hit is checked against the registry before it is returned, so a deleted or replaced document, or
   the chunks of a write cut off before its commit point, are never keyword hits, even while an index is behind.
 """
@@ -55,7 +55,9 @@ def catch_up(store) -> int:
     index = store.keywords
     with index.sync_lock:
         mark = store.change_mark()  # read before the registry, so that a write during the listing shows next time
-        if index.synced() == mark:
+        # Once per process the index is compared with the registry whatever its mark says: a write cut off between
+        # its commit point and the index update left no change record.
+        if index.checked and index.synced() == mark:
             return 0
         records = {r.name: r.sha256 for r in store.list_records()}
         have = index.documents()
@@ -74,6 +76,7 @@ def catch_up(store) -> int:
         if gone:
             index.remove(gone)
         index.put(found, synced=mark)
+        index.checked = True
         return len(gone) + len(found)
 
 

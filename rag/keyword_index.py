@@ -148,6 +148,7 @@ class BM25Index:
         self.path = path
         self._lock = threading.RLock()
         self.sync_lock = threading.Lock()  # held by rag.hybrid.catch_up, so that one thread reconciles at a time
+        self.checked = False  # set by rag.hybrid.catch_up once it has compared the index with the registry
         self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash loses at most the last commit, never consistency
