@@ -4,9 +4,9 @@ Why this design (issue 10 part 4). Chroma 1.5.9's own sparse/BM25 index was trie
 has a `SparseVectorIndexConfig` with `ChromaBm25EmbeddingFunction` is refused both by `PersistentClient` and by a
 `chroma run` server ("Sparse vector indexing is not enabled in local"), and `Collection.search` (`Search` + `Rrf`) is
 documented as working only on distributed and hosted Chroma. SQLite FTS5 was tried next: its `bm25()` is built in,
-but it scores every chunk that shares any word with the question, and questions always have common words, so on
-100,000 synthetic chunks it took 300 ms per query (150 ms even with words in over half the chunks dropped, which also
-changed the ranking). `bm25s` is fast but static: any ingest or delete means a rebuild. So:
+but it scores every chunk that shares any word with the question, and questions always have common words: in a
+one-off trial on 100,000 synthetic chunks (on the shared CPU while it was loaded) it took 300 ms per query, 150 ms
+with words in over half the chunks dropped, which also changed the ranking. `bm25s` is fast but static: any ingest or delete means a rebuild. So:
 
 - the file holds every committed chunk's text and metadata and the (name, hash) of each document it covers, written
   in one SQLite transaction per change: the index is never half-written and survives restarts;
