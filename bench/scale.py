@@ -1,7 +1,9 @@
 """How ingest and query cost grow with the store: 1k, 10k and 100k chunks of synthetic text, added in steps.
 
 At each size it prints: the chunks per second of the step that reached it, the p50 / p95 of a dense retrieve of N
-candidates, of a hybrid (BM25 + dense) retrieve, and of the cross-encoder on those N, and the process's memory.
+candidates, of a hybrid (BM25 + dense) retrieve, and of the cross-encoder on those N, the process's memory now and at
+its peak (ru_maxrss), and what the store's keyword index (rag.keyword_index) costs: its file's size, loading it on
+a restart (the first search of a new process), and building it from Chroma (once, for a store made before it).
 Synthetic documents are words drawn from a Zipf-like distribution over a made-up vocabulary, `--chunk-chars` long
 per chunk (shorter than the app's 1,000 so that 100k chunks take minutes, not an hour: embedding cost per chunk
 is measured at full size by bench/speed.py; what this shows is what grows with the store).
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -24,6 +27,8 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import DEFAULT_RERANKER, p50_p95  # noqa: E402
 from rag.embeddings import load_bi_encoder  # noqa: E402
+from rag.hybrid import catch_up  # noqa: E402
+from rag.keyword_index import BM25Index  # noqa: E402
 from rag.pipeline import Pipeline  # noqa: E402
 from rag.rerank import load_cross_encoder  # noqa: E402
 from rag.settings import Settings  # noqa: E402
@@ -71,6 +76,28 @@ def rss_mb() -> float:
     return float("nan")
 
 
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+
+
+def keyword_index_costs(store, question: str, candidates: int) -> dict:
+    """The keyword file's size; seconds to load it in a new process's first search; seconds to build it from Chroma."""
+    path = store.keywords.path
+    size = sum(f.stat().st_size for f in path.parent.glob(path.name + "*"))
+    start = time.perf_counter()
+    fresh = BM25Index(path)
+    fresh.search(question, candidates)
+    load_s = time.perf_counter() - start
+    fresh.close()
+    start = time.perf_counter()
+    store.keywords.clear()
+    store.keywords.checked = False
+    catch_up(store)
+    build_s = time.perf_counter() - start
+    return {"keyword_file_mb": round(size / 2**20, 1), "keyword_load_s": round(load_s, 2),
+            "keyword_build_s": round(build_s, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000,100000", help="store sizes in chunks, ascending")
@@ -103,7 +130,8 @@ def main() -> None:
             seconds = time.perf_counter() - start
             chunks += added
             times: dict[str, list[float]] = {"dense retrieve": [], "hybrid retrieve": [], "rerank": []}
-            pipeline.retrieve(questions[0], rerank=True, hybrid=True, candidates=args.candidates)  # builds BM25
+            # The first hybrid search of a process compares the keyword index with the registry once (timed below).
+            pipeline.retrieve(questions[0], rerank=True, hybrid=True, candidates=args.candidates)
             for q in questions:
                 dense = pipeline.retrieve(q, rerank=True, candidates=args.candidates)
                 hybrid = pipeline.retrieve(q, rerank=False, hybrid=True, candidates=args.candidates)
@@ -111,8 +139,9 @@ def main() -> None:
                 times["rerank"].append(dense.timings.rerank_ms)
                 times["hybrid retrieve"].append(hybrid.timings.retrieve_ms)
             row = {"chunks": store.count_chunks(), "added": added, "step_seconds": round(seconds, 1),
-                   "chunks_per_s": round(added / seconds, 1), "rss_mb": round(rss_mb()),
+                   "chunks_per_s": round(added / seconds, 1), "rss_mb": round(rss_mb()), "peak_mb": round(peak_mb()),
                    **{k: p50_p95(v) for k, v in times.items()}}
+            row.update(keyword_index_costs(store, questions[0], args.candidates))  # after memory: it loads a copy
             rows.append(row)
             print(json.dumps(row), flush=True)
     finally:
@@ -125,10 +154,13 @@ def main() -> None:
 
 def render(rows: list[dict], args) -> str:
     lines = [f"\n| chunks in store | step: chunks/s | dense retrieve ms p50 / p95 | hybrid retrieve ms p50 / p95 | "
-             f"rerank {args.candidates} ms p50 / p95 | memory MB |", "|---|---|---|---|---|---|"]
+             f"rerank {args.candidates} ms p50 / p95 | memory MB now / peak | keyword file MB | "
+             "keyword index: load on restart s / build from Chroma s |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cells = [f"{r[k]['p50']:.0f} / {r[k]['p95']:.0f}" for k in ("dense retrieve", "hybrid retrieve", "rerank")]
-        lines.append(f"| {r['chunks']:,} | {r['chunks_per_s']} | " + " | ".join(cells) + f" | {r['rss_mb']} |")
+        lines.append(f"| {r['chunks']:,} | {r['chunks_per_s']} | " + " | ".join(cells)
+                     + f" | {r['rss_mb']:,} / {r.get('peak_mb', 0):,} | {r.get('keyword_file_mb', '')} | "
+                     f"{r.get('keyword_load_s', '')} / {r.get('keyword_build_s', '')} |")
     return "\n".join(lines)
 
 

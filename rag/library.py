@@ -3,10 +3,11 @@
 Order of writes for one document, so that a crash at any point leaves it fully in or fully out:
   1. load, split and embed everything in memory (a bad file fails here, having written nothing);
   2. upsert the new chunks (tagged with the new document hash);
-  3. write the document record (the commit point: from here on the new version is the document);
+  3. write the document record (the commit point: from here on the new version is the document), then log the
+     change and update the keyword index (`Store.committed`: its own transaction, only ever for committed versions);
   4. delete chunks of the same name with another hash (the replaced version).
 Chunks whose (name, hash) has no record are leftovers of a write cut off between 2 and 3; `repair` removes them
-and retrieval ignores them meanwhile.
+and retrieval ignores them meanwhile (they never reach the keyword index).
 """
 
 from __future__ import annotations
@@ -201,6 +202,7 @@ class Library:
                 on_chunks(len(vectors), len(chunks))
         self.store.add_chunks(chunks, vectors)
         self.store.put_records([p.record for p in prepared])
+        self.store.committed(put=[(p.record, p.chunks) for p in prepared])
         outcomes = []
         for p in prepared:
             if p.replaces:
@@ -240,6 +242,7 @@ class Library:
         count = len(self.store.chunk_ids({"source": name}))
         # Record first: once it is gone the document no longer counts, even if deleting chunks is cut off.
         self.store.delete_record(name)
+        self.store.committed(removed=[name])
         self.store.delete_chunks({"source": name})
         return count
 

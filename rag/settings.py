@@ -41,6 +41,13 @@ class Settings(BaseSettings):
         pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,60}[a-zA-Z0-9]$",
         description="Name of the Chroma collection that holds the chunks.",
     )
+    keyword_index_dir: Path = Field(
+        Path("store/keywords"),
+        description=(
+            "Folder of this app's local BM25 keyword index when the store is a Chroma server (with an embedded store the "
+            "index is a file in RAG_CHROMA_PATH). It follows other apps' writes to the server by itself."
+        ),
+    )
     judgements_path: Path = Field(
         Path("store/judgements.json"),
         description="File of the Evaluate page's relevance judgements (questions and the chunks that answer them).",

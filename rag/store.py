@@ -3,14 +3,19 @@
 The chunk collection records which embedding model and dimension built it and refuses another. Beside it, a small
 registry collection holds one record per document; a document counts as present only once its record is written
 (the commit point of an ingest), so chunks without a matching record are leftovers of an interrupted write.
+After each registry write, `committed` adds a record to a change-log collection (so that every app on a Chroma server
+can tell that the documents changed) and updates the store's BM25 keyword index (`rag.keyword_index`, a local file:
+inside the store's folder, or in RAG_KEYWORD_INDEX_DIR with a server), which `rag.hybrid` keeps in step.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +24,7 @@ from langchain_core.documents import Document
 
 from .embeddings import BiEncoder
 from .errors import EmbedderMismatch, RagError, StoreBusy, StoreUnavailable
+from .keyword_index import BM25Index
 from .settings import Settings
 
 SCHEMA_VERSION = 1
@@ -80,7 +86,11 @@ class Store:
                 self._registry = self._client.get_or_create_collection(
                     f"{settings.collection}-registry", embedding_function=None
                 )
+                self._changes = self._client.get_or_create_collection(
+                    f"{settings.collection}-changes", embedding_function=None
+                )
             self._check_provenance(self._chunks.metadata or {})
+            self.keywords = BM25Index(keyword_index_file(settings))
         except BaseException:
             self.close()
             raise
@@ -194,15 +204,44 @@ class Store:
         metas = read_all(self._registry, None, ["metadatas"], self.translate_errors)["metadatas"]
         return sorted((DocumentRecord.from_metadata(m) for m in metas), key=lambda r: r.name.lower())
 
+    # -- after a registry write
+    def change_mark(self) -> str:
+        """Which change log, and how many changes it holds: any committed write since changes it."""
+        with self.translate_errors():
+            return f"{self._changes.id}:{self._changes.count()}"
+
+    def committed(self, put: Sequence[tuple[DocumentRecord, Sequence[Document]]] = (),
+                  removed: Sequence[str] = ()) -> None:
+        """Call right after a registry write (the commit point) with what it changed: logs the change for other
+        apps on the same store, and updates the keyword index in one transaction of its own.
+
+        The index records the new change mark only if it matched the mark just before this change and no one else
+        wrote meanwhile; otherwise `rag.hybrid.catch_up` reconciles it on its next search. A crash before the index
+        write leaves it behind, never ahead: its mark then differs from the store's, or the next open reconciles.
+        """
+        before = self.keywords.synced()
+        with self.translate_errors():
+            self._changes.add(ids=[uuid.uuid4().hex], embeddings=[_REGISTRY_VECTOR])
+        after = self.change_mark()
+        synced = after if before is not None and _next_mark(before) == after else None
+        if removed:
+            self.keywords.remove(list(removed), synced=None if put else synced)
+        if put:
+            self.keywords.put([(r.name, r.sha256, chunks) for r, chunks in put], synced=synced)
+
     # -- lifecycle
     def drop_all(self) -> None:
-        """Delete both collections (used by rebuild and by tests)."""
+        """Delete the collections and empty the keyword index (used by tests)."""
         with self.translate_errors():
-            for name in (self.settings.collection, f"{self.settings.collection}-registry"):
+            for suffix in ("", "-registry", "-changes"):
                 with contextlib.suppress(Exception):
-                    self._client.delete_collection(name)
+                    self._client.delete_collection(self.settings.collection + suffix)
+        self.keywords.clear()
 
     def close(self) -> None:
+        if getattr(self, "keywords", None) is not None:
+            self.keywords.close()
+            self.keywords = None
         if self._lock is not None:
             self._lock.release()
             self._lock = None
@@ -223,6 +262,20 @@ def read_all(collection, where: dict[str, Any] | None, include: list[str], trans
             out[field] += got[field] or []
         if len(got["ids"]) < page:
             return out
+
+
+def keyword_index_file(settings: Settings) -> Path:
+    """The keyword index's file: in the store's folder when embedded; with a Chroma server, a file of this app's
+    (RAG_KEYWORD_INDEX_DIR) named after the server and collection, since the server's disk is not ours."""
+    if not settings.uses_chroma_server:
+        return settings.chroma_path / f"keywords-{settings.collection}.sqlite3"
+    server = re.sub(r"[^a-zA-Z0-9.-]", "_", f"{settings.chroma_host}-{settings.chroma_port}")
+    return settings.keyword_index_dir / f"{server}-{settings.collection}.sqlite3"
+
+
+def _next_mark(mark: str) -> str:
+    log, _, count = mark.rpartition(":")
+    return f"{log}:{int(count) + 1}" if count.isdigit() else ""
 
 
 def hnsw_configuration(settings: Settings) -> dict[str, Any]:

@@ -107,6 +107,7 @@ def start_chroma_server(folder: Path, port: int) -> subprocess.Popen:
 def make_settings(tmp_path: Path, ollama_url: str = "http://127.0.0.1:9", **overrides) -> Settings:
     values = dict(
         chroma_path=tmp_path / "chroma", judgements_path=tmp_path / "judgements.json", embedding_model=EMBEDDER,
+        keyword_index_dir=tmp_path / "keywords",
         reranker_model=RERANKER,
         ollama_url=ollama_url, ollama_model=LLM_MODEL, num_ctx=2048, num_predict=96, temperature=0.0,
         chunk_size=400, chunk_overlap=50,
@@ -150,6 +151,7 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update({
         "RAG_CHROMA_PATH": str(settings.chroma_path), "RAG_JUDGEMENTS_PATH": str(settings.judgements_path),
+        "RAG_KEYWORD_INDEX_DIR": str(settings.keyword_index_dir),
         "RAG_EMBEDDING_MODEL": settings.embedding_model,
         "RAG_RERANKER_MODEL": settings.reranker_model, "RAG_OLLAMA_URL": settings.ollama_url,
         "RAG_OLLAMA_MODEL": settings.ollama_model, "RAG_NUM_CTX": str(settings.num_ctx),

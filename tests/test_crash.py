@@ -8,6 +8,7 @@ import time
 import pytest
 
 from rag.embeddings import BiEncoder
+from rag.hybrid import catch_up
 from rag.pipeline import Pipeline
 from rag.store import Store
 from tests.conftest import REPO, cli_env, make_settings, run_cli
@@ -48,9 +49,15 @@ def check_all_or_nothing(settings, bi_encoder):
         for name, record in records.items():
             ids = store.chunk_ids({"$and": [{"source": name}, {"doc_sha": record.sha256}]})
             assert len(ids) == record.chunks, f"{name} is half-written: {len(ids)} of {record.chunks} chunks"
+        # The keyword index is never ahead of the registry, and catches up with it on first use.
+        committed = {name: record.sha256 for name, record in records.items()}
+        assert store.keywords.documents().items() <= committed.items()
+        catch_up(store)
+        assert store.keywords.documents() == committed
         stray = [s for s, sha in store.chunk_sources() if (s, sha) not in {(r.name, r.sha256) for r in records.values()}]
-        # Chunks of unfinished documents never reach an answer.
-        pool = Pipeline(settings, store, None).retrieve("topic item sentence", rerank=False, candidates=200)
+        # Chunks of unfinished documents never reach an answer, by the bi-encoder or by keywords.
+        pool = Pipeline(settings, store, None).retrieve("topic item sentence", rerank=False, candidates=200,
+                                                         hybrid=True)
         assert not {s.file for s in pool.candidates} - set(records)
         return set(records), len(stray)
     finally:

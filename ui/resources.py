@@ -53,7 +53,7 @@ def _store(key: StoreKey, _settings: Settings) -> Store:
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _keyword_index(key: StoreKey) -> KeywordIndex:
-    return KeywordIndex()  # built on first hybrid search, rebuilt when the store's documents change
+    return KeywordIndex()  # searches the store's own BM25 index (store.keywords), reconciling it when the store changed
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -115,7 +115,7 @@ def ollama_status(settings: Settings) -> OllamaStatus:
 
 
 def pipeline_for(settings: Settings) -> Pipeline:
-    """A pipeline for one session's settings over the shared store (and its shared BM25 index) and the process's
+    """A pipeline for one session's settings over the shared store (which holds the BM25 index) and the process's
     cross-encoder (loaded when a page first needs it)."""
     return Pipeline(settings, store(settings), lambda: cross_encoder(settings), chat_model=chat_model,
                     keyword_index=_keyword_index(store_key(settings)))
