@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import statistics
 from pathlib import Path
 
 import pytest
@@ -112,25 +113,24 @@ def test_a_failed_build_leaves_the_encoder_in_torch_with_a_notice(tmp_path):
     assert len(model.embed_query("a question")) == model.dimension
 
 
-@pytest.fixture(scope="module")
-def int8_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("quantized")
-
-
 @needs_int8
-def test_int8_scores_each_pair_as_float32_ranks_it(int8_cache):
-    """On pools of 20 SciFact chunks the build never saw: at least 29 of 30 top-3 chunks are float32's."""
-    int8 = SentenceTransformerCrossEncoder(str(RERANKER), precision="int8", quantized_cache=int8_cache)
+def test_int8_ranks_pools_as_float32_does():
+    """On pools of 20 SciFact chunks the calibration never saw: at least 29 of 30 top-3 chunks are float32's.
+
+    The copy is the one the app uses (the default cache, as the other tests' `auto` encoders load it)."""
+    int8 = SentenceTransformerCrossEncoder(str(RERANKER), precision="int8")
     assert int8.format.startswith("int8"), int8.notice
     float32 = SentenceTransformerCrossEncoder(str(RERANKER), precision="float32")
     _, pools = read_calibration()
-    same = 0
+    same, differences = 0, []
     for question, passages in pools[:10]:
         a = int8.score([(question, p) for p in passages])
         b = float32.score([(question, p) for p in passages])
         same += len(set(top3(a)) & set(top3(b)))
-        assert max(abs(x - y) for x, y in zip(a, b)) < 0.1
+        differences += [abs(x - y) for x, y in zip(a, b)]
     assert same >= 29
+    # A copy that lost the attention mask or a layer scores far off everywhere, not just near ties.
+    assert statistics.fmean(differences) < 0.05, statistics.fmean(differences)
 
 
 def test_float32_scores_are_the_libraries_own_with_one_tokenization_and_no_repeats(monkeypatch):
