@@ -156,6 +156,10 @@ class RememberingCrossEncoder(BaseCrossEncoder):
     def dtype(self):
         return getattr(self._model, "dtype", None)
 
+    @property
+    def format(self) -> str | None:
+        return getattr(self._model, "format", None)
+
     def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
         pairs = [tuple(p) for p in text_pairs]
         new = [p for p in dict.fromkeys(pairs) if p not in self._scores]
