@@ -121,6 +121,8 @@ def load_int8(kind: Kind, name: str, source: str, cache: Path | None, tokenizer,
     """The cached int8 copy of `source` for this kind, built first if needed; never raises."""
     cache = Path(cache or Path.home() / ".cache" / "rag" / "quantized").expanduser()
     try:
+        if not Path(source).is_dir():  # a hub id not yet downloaded: nothing to hash, so nothing to cache by
+            raise ValueError("the model is not in a local folder yet (it loads from the hub)")
         digest = source_digest(Path(source))
         folder = cache / f"{kind}-{digest[:16]}"
         provenance = _read_provenance(folder)
