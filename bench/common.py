@@ -18,6 +18,19 @@ SCIFACT = REPO.parent / "shared" / "eval" / "scifact"
 DEFAULT_RERANKER = REPO.parent / "shared" / "models" / "reranker-minilm-l6-sci"
 
 
+def cpu_description() -> str:
+    """The CPU's model name, core count and what matters for the number formats (rag.quantize.cpu_kind)."""
+    import os
+
+    from rag.quantize import cpu_kind
+
+    name = "unknown CPU"
+    with contextlib.suppress(OSError):
+        name = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name")), name)
+    return f"{name}, {os.cpu_count()} cores, {cpu_kind()}"
+
+
 def p50_p95(values: list[float]) -> dict[str, float]:
     return {"p50": round(percentile(values, 50), 1), "p95": round(percentile(values, 95), 1), "n": len(values)}
 

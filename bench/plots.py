@@ -46,29 +46,27 @@ def retrieval(report: dict, out: Path, whole: dict | None = None) -> None:
 
 
 def speed(report: dict, out: Path) -> None:
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), gridspec_kw={"width_ratios": [2, 1]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [2, 1]})
     ns = list(report["query"])
-    series = [("textbook retrieve+rerank", "textbook", GREY), ("ours-float32 retrieve+rerank", "ours, float32", ORANGE),
-              ("ours retrieve+rerank", "ours", BLUE)]
-    series = [s for s in series if s[0] in report["query"][ns[0]]]
+    colours = {"textbook-float32": GREY, "textbook-bfloat16": "#b0b0b0", "ours-float32": ORANGE, "ours": BLUE,
+               "ours per-file": "#9ecae1"}
+    series = [name for name in colours if f"{name} retrieve+rerank" in report["query"][ns[0]]]
     width = 0.8 / len(series)
-    for i, (key, label, colour) in enumerate(series):
+    for i, name in enumerate(series):
         xs = [j + i * width for j in range(len(ns))]
-        bars = left.bar(xs, [report["query"][n][key]["p50"] for n in ns], width, label=label, color=colour)
-        left.bar_label(bars, fmt="%.0f", fontsize=7)
+        bars = left.bar(xs, [report["query"][n][f"{name} retrieve+rerank"]["p50"] for n in ns], width, label=name,
+                        color=colours[name])
+        left.bar_label(bars, fmt="%.0f", fontsize=6)
     left.set_xticks([j + width * (len(series) - 1) / 2 for j in range(len(ns))], [f"N={n}" for n in ns])
     left.set_ylabel("retrieve + rerank to 3, ms p50")
-    left.legend(fontsize=8)
-    order = {"textbook": 0, "ours-float32": 1, "ours": 2}
-    names = sorted((k for k in report["ingest"] if k.endswith("scifact")), key=lambda k: order.get(k.split()[0], 3))
-    rates = [report["ingest"][k]["chunks_per_s"] for k in names]
-    colours = [GREY if k.startswith("textbook") else ORANGE if "float32" in k else BLUE for k in names]
-    bars = right.bar([k.replace(" scifact", "") for k in names], rates, color=colours)
+    left.legend(fontsize=7)
+    names = [name for name in colours if name in report["ingest"]]
+    bars = right.bar(names, [report["ingest"][k]["chunks_per_s"] for k in names], color=[colours[k] for k in names])
     right.bar_label(bars, fmt="%.0f", fontsize=7)
     right.set_ylabel("ingest, chunks/s")
-    right.tick_params(axis="x", labelsize=8)
-    fig.suptitle(f"{report['docs']:,} SciFact abstracts, {report['questions']} claims; same models, same machine",
-                 fontsize=9)
+    right.tick_params(axis="x", labelsize=6, rotation=30)
+    fig.suptitle(f"{report['docs']:,} SciFact abstracts, {report['questions']} claims; same models, same machine "
+                 f"({report.get('cpu', 'CPU not recorded')})", fontsize=8)
     save(fig, out / "speed.png")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 from langchain_chroma import Chroma
 from langchain_core.documents import Document
@@ -26,12 +27,18 @@ def split(documents: list[Document], chunk_size: int = 1000, chunk_overlap: int 
     return RecursiveCharacterTextSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap).split_documents(documents)
 
 
-def load_embeddings(model: str) -> HuggingFaceEmbeddings:
-    return HuggingFaceEmbeddings(model_name=model)
+def _model_kwargs(dtype: Any) -> dict[str, Any]:
+    # What a user writes to switch the encoders' number format: sentence-transformers hands `model_kwargs` on to
+    # transformers' from_pretrained. None is each class's default (float32).
+    return {} if dtype is None else {"model_kwargs": {"dtype": dtype}}
 
 
-def load_cross_encoder(model: str) -> HuggingFaceCrossEncoder:
-    return HuggingFaceCrossEncoder(model_name=model)
+def load_embeddings(model: str, dtype: Any = None) -> HuggingFaceEmbeddings:
+    return HuggingFaceEmbeddings(model_name=model, model_kwargs=_model_kwargs(dtype))
+
+
+def load_cross_encoder(model: str, dtype: Any = None) -> HuggingFaceCrossEncoder:
+    return HuggingFaceCrossEncoder(model_name=model, model_kwargs=_model_kwargs(dtype))
 
 
 def index(chunks: list[Document], embeddings: HuggingFaceEmbeddings, folder: Path) -> Chroma:

@@ -30,6 +30,11 @@ def _attempt(part: str, action: Callable[[], str]) -> Check:
         return Check(part, False, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
 
 
+def _notice(model) -> str:
+    """Why an encoder runs in another number format than asked (int8 missing or refused), if it does."""
+    return f"; note: {model.notice}" if getattr(model, "notice", None) else ""
+
+
 RERANKER_FALLBACK = "until then, questions are answered in the bi-encoder's order, each with a notice"
 
 
@@ -44,8 +49,8 @@ def run_checks(settings: Settings, only: str | None = None) -> list[Check]:
     loaded: dict = {}
 
     def embedder() -> str:
-        loaded["embedder"] = load_bi_encoder(settings)
-        return f"{settings.embedding_model} loads ({loaded['embedder'].dimension} dimensions)"
+        loaded["embedder"] = model = load_bi_encoder(settings)
+        return f"{settings.embedding_model} loads ({model.dimension} dimensions, {model.format}){_notice(model)}"
 
     def store() -> str:
         if "embedder" not in loaded:
@@ -59,8 +64,8 @@ def run_checks(settings: Settings, only: str | None = None) -> list[Check]:
                 f"{docs} documents, {chunks} chunks")
 
     def reranker() -> str:
-        load_cross_encoder(settings)
-        return f"{settings.reranker_model} loads"
+        model = load_cross_encoder(settings)
+        return f"{settings.reranker_model} loads ({model.format}){_notice(model)}"
 
     if only == "reranker":
         return [_reranker_check(_attempt("reranker", reranker))]

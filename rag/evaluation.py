@@ -206,8 +206,10 @@ def evaluate(
             results = _rank_all(test, pipeline, modes, level, candidates, chunks, progress)
             rank_seconds = time.perf_counter() - start
             reranked = any("rerank" in m for m in modes)
-            precision = " / ".join(str(getattr(model, "dtype", "?")).removeprefix("torch.") for model in
-                                   [pipeline.store.embedder, *([pipeline.cross_encoder()] if reranked else [])])
+            models = [pipeline.store.embedder, *([pipeline.cross_encoder()] if reranked else [])]
+            # `format` names int8 too; `dtype` is the torch format of encoders that have no `format`.
+            precision = " / ".join(str(getattr(m, "format", None) or getattr(m, "dtype", "?")).removeprefix("torch.")
+                                   for m in models)
         finally:
             pipeline.store.close()
     return Report(test.name, level, candidates, len(test.documents) - len(rejected), len(chunks),

@@ -194,12 +194,18 @@ class Library:
         if not prepared:
             return []
         chunks = [c for p in prepared for c in p.chunks]
-        vectors: list[list[float]] = []
+        texts = [c.page_content for c in chunks]
+        # Longest first over the whole batch: a forward pass pads its chunks to the longest of them, and the encoder
+        # sorts only within one call. Embedding in file order, a few calls of 128, padded 14% of SciFact's tokens.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        vectors: list[list[float]] = [[] for _ in texts]
         step = self.settings.embedding_batch_size * 4  # progress a few times a second, not per forward pass
-        for start in range(0, len(chunks), step):
-            vectors += self.store.embedder.embed_documents([c.page_content for c in chunks[start : start + step]])
+        for start in range(0, len(order), step):
+            part = order[start : start + step]
+            for i, vector in zip(part, self.store.embedder.embed_documents([texts[i] for i in part])):
+                vectors[i] = vector
             if on_chunks:
-                on_chunks(len(vectors), len(chunks))
+                on_chunks(min(start + step, len(order)), len(order))
         self.store.add_chunks(chunks, vectors)
         self.store.put_records([p.record for p in prepared])
         self.store.committed(put=[(p.record, p.chunks) for p in prepared])

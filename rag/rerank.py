@@ -7,7 +7,11 @@ the bi-encoder rank and score it arrived with and the cross-encoder score and ra
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.cross_encoders import BaseCrossEncoder
@@ -15,6 +19,7 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict
 
 from .models import describe_load_failure, quiet_model_loading, resolve_model, torch_dtype
+from .quantize import choose_format, format_name, load_int8
 from .settings import Settings
 
 # Metadata keys the retriever and the compressor write, read by the pipeline.
@@ -22,9 +27,17 @@ BI_RANK, BI_SCORE, CE_RANK, CE_SCORE = "bi_rank", "bi_score", "ce_rank", "ce_sco
 
 
 class SentenceTransformerCrossEncoder(BaseCrossEncoder):
-    """A sentence-transformers CrossEncoder; scores are sigmoid(logit), 0..1, higher is more relevant."""
+    """A sentence-transformers CrossEncoder; scores are sigmoid(logit), 0..1, higher is more relevant.
 
-    def __init__(self, name: str, device: str = "cpu", batch_size: int = 32, precision: str = "float32") -> None:
+    `precision` is a number format (`rag.quantize.FORMATS`); int8 runs a statically quantized copy of the model
+    (built once and cached, rag/quantize.py) and falls back to the torch formats, with `notice` saying why, when it
+    cannot. Each pair is tokenized once; batches are formed by length so that padding wastes little. With `remember`,
+    the last that many pairs scored are answered from memory (the app: Chat and Compare asking about the same pool
+    compute it once); benchmarks leave it at 0 so that every score is computed.
+    """
+
+    def __init__(self, name: str, device: str = "cpu", batch_size: int = 32, precision: str = "float32",
+                 quantized_cache: Path | None = None, remember: int = 0) -> None:
         from sentence_transformers import CrossEncoder
 
         quiet_model_loading()
@@ -32,26 +45,75 @@ class SentenceTransformerCrossEncoder(BaseCrossEncoder):
         self.name = name
         self.batch_size = batch_size
         try:
-            self.dtype = torch_dtype(precision, device)
-            self._model = CrossEncoder(resolve_model(name), device=device, model_kwargs={"dtype": self.dtype})
+            choice = choose_format(precision, device, "cross-encoder")
+            self.dtype = torch_dtype(choice.torch_precision, device)
+            source = resolve_model(name)
+            self._model = CrossEncoder(source, device=device, model_kwargs={"dtype": self.dtype})
         except Exception as exc:  # hub errors, missing files and bad configs all surface differently
             raise describe_load_failure("cross-encoder", name, "RAG_RERANKER_MODEL", exc,
                                         also="; until then, answers keep the bi-encoder's order") from exc
+        self._tokenizer = self._model.tokenizer
+        self._torch_model = self._model.transformers_model
+        self._forward = self._torch_forward
+        self.format, self.notice = format_name(self.dtype), choice.notice
+        if choice.int8:  # int8 where it was asked for, or where `auto` measured it fastest; torch otherwise
+            loaded = load_int8("cross-encoder", name, source, quantized_cache, self._tokenizer,
+                               self._model.max_seq_length)
+            if loaded.usable and (precision == "int8" or loaded.faster):
+                self._forward, self.format = loaded.model, loaded.format
+            self.notice = loaded.notice
         self._lock = threading.Lock()
+        self._remember = remember
+        self._scores: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    def _torch_forward(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            tensors = {k: torch.from_numpy(v).to(self._torch_model.device) for k, v in features.items()}
+            return self._torch_model(**tensors).logits.float().cpu().numpy()
 
     def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
         if not text_pairs:
             return []
-        pairs = [list(p) for p in text_pairs]
-        scores = [0.0] * len(pairs)
+        pairs = [(str(q), str(p)) for q, p in text_pairs]
         with self._lock:
-            encoded = self._model.tokenizer(pairs, truncation=True, max_length=self._model.max_seq_length)
-            for batch in length_buckets([len(ids) for ids in encoded["input_ids"]], self.batch_size):
-                predicted = self._model.predict([pairs[i] for i in batch], batch_size=len(batch),
-                                                show_progress_bar=False)
-                for i, value in zip(batch, predicted):
-                    scores[i] = float(value)
+            new = [p for p in dict.fromkeys(pairs) if p not in self._scores]
+            if new:
+                self._scores.update(zip(new, self._score_new(new)))
+            for p in pairs:
+                self._scores.move_to_end(p)
+            found = [self._scores[p] for p in pairs]
+            while len(self._scores) > self._remember:
+                self._scores.popitem(last=False)
+        return found
+
+    def _score_new(self, pairs: list[tuple[str, str]]) -> list[float]:
+        import torch
+
+        encoded = self._tokenizer([q for q, _ in pairs], [p for _, p in pairs], truncation=True,
+                                  max_length=self._model.max_seq_length)
+        scores = [0.0] * len(pairs)
+        for batch in length_buckets([len(ids) for ids in encoded["input_ids"]], self.batch_size):
+            logits = self._forward(pad_batch(encoded, batch, self._tokenizer.pad_token_id or 0))
+            values = self._model.activation_fn(torch.from_numpy(np.asarray(logits, dtype=np.float32)))
+            for i, value in zip(batch, values.reshape(len(batch), -1)[:, 0].tolist()):
+                scores[i] = float(value)
         return scores
+
+
+def pad_batch(encoded, indexes: Sequence[int], pad_id: int) -> dict[str, np.ndarray]:
+    """The tokenized pairs at `indexes` as int64 arrays, right-padded to the longest of them (no more)."""
+    width = max(len(encoded["input_ids"][i]) for i in indexes)
+    out = {}
+    for key in encoded.keys():
+        fill = pad_id if key == "input_ids" else 0
+        array = np.full((len(indexes), width), fill, dtype=np.int64)
+        for row, i in enumerate(indexes):
+            values = encoded[key][i]
+            array[row, : len(values)] = values
+        out[key] = array
+    return out
 
 
 def length_buckets(lengths: Sequence[int], max_batch: int = 32, max_padding: float = 0.1) -> list[list[int]]:
@@ -93,6 +155,10 @@ class RememberingCrossEncoder(BaseCrossEncoder):
     @property
     def dtype(self):
         return getattr(self._model, "dtype", None)
+
+    @property
+    def format(self) -> str | None:
+        return getattr(self._model, "format", None)
 
     def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
         pairs = [tuple(p) for p in text_pairs]
@@ -137,6 +203,7 @@ class ScoreKeepingReranker(BaseDocumentCompressor):
         return reranked if self.top_n is None else reranked[: self.top_n]
 
 
-def load_cross_encoder(settings: Settings) -> SentenceTransformerCrossEncoder:
+def load_cross_encoder(settings: Settings, remember: int = 0) -> SentenceTransformerCrossEncoder:
     return SentenceTransformerCrossEncoder(settings.reranker_model, device=settings.device,
-                                           precision=settings.reranker_precision)
+                                           precision=settings.reranker_precision,
+                                           quantized_cache=settings.quantized_cache, remember=remember)

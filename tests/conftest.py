@@ -61,6 +61,12 @@ def cross_encoder() -> SentenceTransformerCrossEncoder:
     return SentenceTransformerCrossEncoder(RERANKER, precision="auto")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def encoders_loaded_first(bi_encoder, cross_encoder) -> None:
+    """Both encoders load before any test: on a fresh machine that builds their int8 copies (rag/quantize.py, about
+    two minutes, once per machine), which a test that starts the app or the CLI must not wait for inside its timeout."""
+
+
 @pytest.fixture(scope="session")
 def ollama_url(tmp_path_factory) -> str:
     """A real small LLM over Ollama's HTTP API: RAG_TEST_OLLAMA_URL if given, else the stand-in server."""

@@ -25,23 +25,30 @@ from rag.settings import Settings
 from rag.store import Store
 
 StoreKey = tuple[str, str | None, int, str, str, str, int]
+REMEMBERED_PAIRS = 4096  # about 200 questions of 20 candidates; a few MB of text
 
 
 @st.cache_resource(show_spinner="Loading the embedding model…", max_entries=4)
 def _bi_encoder(name: str, device: str, batch_size: int, precision: str, _settings: Settings) -> BiEncoder:
     _note(f"loading the bi-encoder {name}")
-    return load_bi_encoder(_settings)
+    model = load_bi_encoder(_settings)
+    if model.notice:
+        _note(model.notice)
+    return model
 
 
 @st.cache_resource(show_spinner="Loading the cross-encoder…", max_entries=4)
 def _cross_encoder(name: str, device: str, precision: str,
                    _settings: Settings) -> SentenceTransformerCrossEncoder | RagError:
     _note(f"loading the cross-encoder {name}")
-    try:
-        return load_cross_encoder(_settings)
+    try:  # shared by every session: Chat and Compare asking about the same pool score each pair once
+        model = load_cross_encoder(_settings, remember=REMEMBERED_PAIRS)
     except RagError as exc:  # kept, so that questions do not each try again (a restart does)
         _note(f"the cross-encoder {name} cannot load: {exc}")
         return exc
+    if model.notice:
+        _note(model.notice)
+    return model
 
 
 @st.cache_resource(show_spinner="Opening the document store…", max_entries=8)

@@ -1,0 +1,360 @@
+"""Number formats of the encoders, and their int8 copies: built once, cached with provenance, checked before use.
+
+int8 here is *static* quantization with OpenVINO + NNCF: activation ranges are measured on real (question, chunk)
+pairs (`CALIBRATION`, SciFact claims the benchmarks never evaluate on), so that no range is guessed per batch at run
+time. A build converts the configured model (float32) to OpenVINO, quantizes it, and then checks it against float32
+on pools of 20 chunks it was not calibrated on: it is used only if at least 29 of every 30 top-3 chunks are the
+same (`MIN_TOP3_AGREEMENT`). The build also times float32, bfloat16 (where native) and int8 on those pools, so that
+`auto` takes int8 only where it is the fastest format that passed on this CPU.
+
+The copy lives in `<quantized_cache>/<kind>-<source hash>/` with `provenance.json` (source model and its hash, format,
+calibration file and its hash, libraries, CPU, check and timings); a change of the source model, of the calibration
+file or of `BUILD_VERSION` builds a new copy. Loading needs no network. Missing packages (openvino and nncf, in
+requirements.txt), a failed build or a failed check leave the torch formats in use, with a notice saying why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+Kind = Literal["cross-encoder", "bi-encoder"]
+FORMATS = ("auto", "float32", "bfloat16", "int8")
+CALIBRATION = Path(__file__).resolve().parent / "data" / "calibration.jsonl.gz"
+BUILD_VERSION = 2  # 2: formats timed interleaved
+MIN_TOP3_AGREEMENT = 29 / 30
+INT8_PACKAGES = ("openvino", "nncf")
+Forward = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as Linux reports them (empty elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_kind(flags: set[str] | None = None) -> str:
+    """What matters for the formats: native bf16 (AVX512-BF16/AMX), int8 dot products (VNNI), or AVX2 only."""
+    flags = cpu_flags() if flags is None else flags
+    parts = [name for name, flag in (("amx", "amx_bf16"), ("avx512-bf16", "avx512_bf16"),
+                                     ("vnni", "avx512_vnni"), ("avx-vnni", "avx_vnni")) if flag in flags]
+    return "+".join(parts) or ("avx2" if "avx2" in flags else "other")
+
+
+def missing_int8_packages() -> list[str]:
+    import importlib.util
+
+    return [name for name in INT8_PACKAGES if importlib.util.find_spec(name) is None]
+
+
+@dataclass(frozen=True)
+class FormatChoice:
+    """What an encoder loads: its torch format (always, as the fallback) and whether to try int8."""
+
+    torch_precision: str
+    int8: bool
+    notice: str | None = None
+
+
+def choose_format(precision: str, device: str, kind: Kind) -> FormatChoice:
+    """`precision` is a setting value (`FORMATS`). int8 runs on the CPU only and needs openvino and nncf."""
+    if precision not in FORMATS:
+        raise ValueError(f"unknown number format {precision!r}; one of {', '.join(FORMATS)}")
+    if precision not in ("auto", "int8"):
+        return FormatChoice(precision, int8=False)
+    if device != "cpu":
+        note = None if precision == "auto" else f"int8 runs on the CPU only; the {kind} uses {device} in torch"
+        return FormatChoice("auto", int8=False, notice=note)
+    missing = missing_int8_packages()
+    if missing:
+        note = None if precision == "auto" else (
+            f"int8 needs {', '.join(missing)} (pip install -r requirements.txt); the {kind} runs in torch")
+        return FormatChoice("auto", int8=False, notice=note)
+    return FormatChoice("auto", int8=True)
+
+
+def format_name(dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+@dataclass
+class Int8Load:
+    """The outcome of loading (or building) an int8 copy: `model` is None when there is none; `usable` when it
+    also passed its check against float32 (benchmarks may still measure a copy that did not)."""
+
+    model: Forward | None = None
+    format: str = "int8 (OpenVINO, static)"
+    provenance: dict = field(default_factory=dict)
+    notice: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.model is not None and bool(self.provenance.get("check", {}).get("passed"))
+
+    @property
+    def faster(self) -> bool:
+        """Usable, and faster than every torch format that this CPU computes natively (timed when it was built)."""
+        timings = self.provenance.get("timings_ms", {})
+        others = [ms for name, ms in timings.items() if name != "int8"]
+        return self.usable and "int8" in timings and all(timings["int8"] < ms for ms in others)
+
+
+def load_int8(kind: Kind, name: str, source: str, cache: Path | None, tokenizer, max_length: int) -> Int8Load:
+    """The cached int8 copy of `source` for this kind, built first if needed; never raises."""
+    cache = Path(cache or Path.home() / ".cache" / "rag" / "quantized").expanduser()
+    try:
+        if not Path(source).is_dir():  # a hub id not yet downloaded: nothing to hash, so nothing to cache by
+            raise ValueError("the model is not in a local folder yet (it loads from the hub)")
+        digest = source_digest(Path(source))
+        folder = cache / f"{kind}-{digest[:16]}"
+        provenance = _read_provenance(folder)
+        wanted = _wanted(name, source, digest)
+        if not _matches(provenance, wanted):
+            from filelock import FileLock
+
+            folder.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(folder / ".build.lock")):
+                provenance = _read_provenance(folder)
+                if not _matches(provenance, wanted):
+                    (folder / "provenance.json").unlink(missing_ok=True)  # written again last, once complete
+                    print(f"rag: building the int8 {kind} from {name} (once; about a minute)", file=sys.stderr,
+                          flush=True)
+                    provenance = build(kind, source, folder, tokenizer, max_length, wanted)
+        model = _compile(folder / "model.xml", cache / "openvino-cache")
+        c = provenance["check"]
+        notice = None if c["passed"] else (
+            f"int8 {kind} not used: it kept {c['top3_same']} of {c['top3_total']} top-3 chunks of float32's on the "
+            f"check pools (needs {MIN_TOP3_AGREEMENT:.0%}); provenance in {folder}")
+        return Int8Load(model=model, provenance=provenance, notice=notice)
+    except Exception as exc:  # a failed build or load must not take the encoder down: torch is the fallback
+        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        return Int8Load(notice=f"int8 {kind} could not be built or loaded ({type(exc).__name__}: {first}); "
+                               f"using torch")
+
+
+def source_digest(folder: Path) -> str:
+    """sha256 over the model folder's files (names and contents), READMEs aside."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() != ".md"
+                       and not any(part.startswith(".") for part in p.relative_to(folder).parts)):
+        h.update(str(path.relative_to(folder)).encode() + b"\0")
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def _wanted(name: str, source: str, digest: str) -> dict:
+    return {"build_version": BUILD_VERSION, "source_model": name, "source_path": str(source),
+            "source_sha256": digest, "calibration_sha256": hashlib.sha256(CALIBRATION.read_bytes()).hexdigest()}
+
+
+def _matches(provenance: dict | None, wanted: dict) -> bool:
+    keys = ("build_version", "source_sha256", "calibration_sha256")
+    return bool(provenance) and all(provenance.get(k) == wanted[k] for k in keys)
+
+
+def _read_provenance(folder: Path) -> dict | None:
+    try:
+        provenance = json.loads((folder / "provenance.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return provenance if (folder / "model.xml").is_file() else None
+
+
+def read_calibration() -> tuple[list[tuple[str, str]], list[tuple[str, list[str]]]]:
+    """(calibration pairs, check pools) from `CALIBRATION`."""
+    pairs, pools = [], []
+    with gzip.open(CALIBRATION, "rt", encoding="utf-8") as lines:
+        for item in map(json.loads, lines):
+            if item["use"] == "check":
+                pools.append((item["question"], item["passages"]))
+            else:
+                pairs += [(item["question"], p) for p in item["passages"]]
+    return pairs, pools
+
+
+class Encoder:
+    """Tokenize once, batch by length, pad to the batch's longest; for building and checking."""
+
+    def __init__(self, kind: Kind, tokenizer, max_length: int) -> None:
+        self.kind, self.tokenizer, self.max_length = kind, tokenizer, max_length
+
+    def _tokenize(self, texts: Sequence[tuple[str, str]] | Sequence[str]):
+        if self.kind == "cross-encoder":
+            return self.tokenizer([q for q, _ in texts], [p for _, p in texts], truncation=True,
+                                  max_length=self.max_length)
+        return self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
+
+    def features(self, texts: Sequence[tuple[str, str]] | Sequence[str],
+                 batch_size: int = 32) -> list[tuple[list[int], dict]]:
+        """(indexes, padded arrays) per batch of inputs of similar length."""
+        from .rerank import length_buckets, pad_batch
+
+        encoded = self._tokenize(texts)
+        pad = self.tokenizer.pad_token_id or 0
+        return [(batch, pad_batch(encoded, batch, pad))
+                for batch in length_buckets([len(ids) for ids in encoded["input_ids"]], batch_size)]
+
+    def padded(self, texts: Sequence[tuple[str, str]] | Sequence[str]) -> dict[str, np.ndarray]:
+        """All inputs in one batch, padded to the longest."""
+        from .rerank import pad_batch
+
+        return pad_batch(self._tokenize(texts), range(len(texts)), self.tokenizer.pad_token_id or 0)
+
+    def scores(self, forward: Forward, pool: tuple[str, list[str]]) -> list[float]:
+        """Relevance of each passage of a pool to its question: logit, or cosine of mean-pooled embeddings."""
+        question, passages = pool
+        if self.kind == "cross-encoder":
+            out = np.zeros(len(passages), dtype=np.float32)
+            for batch, feats in self.features([(question, p) for p in passages]):
+                out[batch] = np.asarray(forward(feats), dtype=np.float32).reshape(len(batch), -1)[:, 0]
+            return out.tolist()
+        vectors = self.embed(forward, [question, *passages])
+        return (vectors[1:] @ vectors[0]).tolist()
+
+    def embed(self, forward: Forward, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Unit-length mean-pooled embeddings, as sentence-transformers' Pooling(mean) + Normalize give."""
+        out = np.zeros((len(texts), 0), dtype=np.float32)
+        for batch, feats in self.features(texts, batch_size):
+            pooled = mean_pool(np.asarray(forward(feats), dtype=np.float32), feats["attention_mask"])
+            if out.shape[1] == 0:
+                out = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
+            out[batch] = pooled
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """sentence-transformers' mean pooling: the average of the token vectors the attention mask keeps."""
+    weights = mask[..., None].astype(np.float32)
+    return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+
+
+def _torch_model(kind: Kind, source: str):
+    import torch
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    if kind == "cross-encoder":
+        return AutoModelForSequenceClassification.from_pretrained(source, dtype=torch.float32).eval()
+    _check_mean_pooling(Path(source))
+    return AutoModel.from_pretrained(source, dtype=torch.float32).eval()
+
+
+def _check_mean_pooling(folder: Path) -> None:
+    pooling = next(folder.glob("*Pooling/config.json"), None)
+    config = json.loads(pooling.read_text()) if pooling else {}
+    if not config.get("pooling_mode_mean_tokens") or any(v for k, v in config.items()
+                                                       if k.startswith("pooling_mode_") and "mean" not in k):
+        raise ValueError("int8 supports bi-encoders with mean pooling only")
+
+
+def _torch_forward(model) -> Forward:
+    import torch
+
+    def forward(features: dict[str, np.ndarray]) -> np.ndarray:
+        with torch.inference_mode():
+            return model(**{k: torch.from_numpy(v) for k, v in features.items()})[0].float().numpy()
+    return forward
+
+
+def build(kind: Kind, source: str, folder: Path, tokenizer, max_length: int, wanted: dict) -> dict:
+    """Convert, quantize on the calibration pairs, check against float32 and time the formats; write provenance."""
+    import nncf
+    import openvino as ov
+    import torch
+
+    from .models import torch_dtype
+
+    import logging
+
+    nncf.set_log_level(logging.ERROR)
+    started = time.perf_counter()
+    encoder = Encoder(kind, tokenizer, max_length)
+    pairs, pools = read_calibration()
+    model = _torch_model(kind, source)
+    # The example is a padded batch (a long and a short input), so that tracing keeps the attention mask's path.
+    example = encoder.padded([pairs[0], (pairs[0][0], "short")] if kind == "cross-encoder" else [pairs[0][1], "short"])
+    with warnings.catch_warnings():  # tracing warns about Python-side branches; the check below is what counts
+        warnings.simplefilter("ignore")
+        converted = ov.convert_model(model, example_input={k: torch.from_numpy(v) for k, v in example.items()})
+    inputs = pairs if kind == "cross-encoder" else list(dict.fromkeys(t for pair in pairs for t in pair))
+    calibration = [encoder.padded([item]) for item in inputs]  # one input per sample: no padding in the ranges
+    # NNCF draws progress bars on stdout, which `--json` commands keep for their output: they go to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        quantized = nncf.quantize(converted, nncf.Dataset(calibration), model_type=nncf.ModelType.TRANSFORMER,
+                                  preset=nncf.QuantizationPreset.MIXED, subset_size=len(calibration))
+    ov.save_model(quantized, str(folder / "model.xml"), compress_to_fp16=False)
+    build_s = time.perf_counter() - started
+
+    # The check: int8 against float32 on pools the calibration never saw; and each format timed on them.
+    int8 = _compile(folder / "model.xml", folder.parent / "openvino-cache")
+    forwards = {"float32": _torch_forward(model), "int8": int8}
+    if torch_dtype("auto", "cpu") == torch.bfloat16:
+        forwards["bfloat16"] = _torch_forward(_torch_model(kind, source).to(torch.bfloat16))
+    scores: dict[str, list[list[float]]] = {fmt: [] for fmt in forwards}
+    times: dict[str, list[float]] = {fmt: [] for fmt in forwards}
+    for forward in forwards.values():
+        encoder.scores(forward, pools[0])  # warm-up
+    names = list(forwards)
+    for k, pool in enumerate(pools):  # interleaved, the order rotated, so that a busy moment hits every format alike
+        for fmt in names[k % len(names):] + names[: k % len(names)]:
+            start = time.perf_counter()
+            scores[fmt].append(encoder.scores(forwards[fmt], pool))
+            times[fmt].append((time.perf_counter() - start) * 1000)
+    timings = {fmt: round(statistics.median(t), 1) for fmt, t in times.items()}
+    same = sum(len(set(top3(a)) & set(top3(b))) for a, b in zip(scores["int8"], scores["float32"]))
+    total = 3 * len(pools)
+    import importlib.metadata as md
+
+    provenance = {
+        **wanted, "kind": kind, "format": "int8 static (OpenVINO IR, NNCF mixed preset)",
+        "calibration": {"file": CALIBRATION.name, "pairs": len(pairs), "check_pools": len(pools),
+                        "what": "SciFact test claims 181-300, their float32 bi-encoder pools (bench/calibration.py)"},
+        "libraries": {p: md.version(p) for p in ("openvino", "nncf", "torch", "transformers")},
+        "cpu": cpu_kind(), "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "build_seconds": round(build_s, 1),
+        "check": {"top3_same": same, "top3_total": total, "passed": same >= MIN_TOP3_AGREEMENT * total},
+        "timings_ms": timings,
+    }
+    (folder / "provenance.json").write_text(json.dumps(provenance, indent=1))
+    return provenance
+
+
+def top3(scores: Sequence[float]) -> list[int]:
+    return sorted(range(len(scores)), key=lambda i: -scores[i])[:3]
+
+
+def _compile(xml: Path, cache_dir: Path) -> Forward:
+    """The int8 model compiled for the CPU; the compiled blob is cached so that later loads are quick."""
+    import openvino as ov
+
+    core = ov.Core()
+    core.set_property({"CACHE_DIR": str(cache_dir)})
+    # f32 for what stays unquantized, so that the model computes what the check measured, on any CPU.
+    compiled = core.compile_model(core.read_model(str(xml)), "CPU",
+                                  {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"})
+    request = compiled.create_infer_request()
+    names = {port.get_any_name() for port in compiled.inputs}
+    output = compiled.outputs[0]  # logits (cross-encoder) or the token vectors (bi-encoder)
+
+    def forward(features: dict[str, np.ndarray]) -> np.ndarray:
+        return request.infer({k: v for k, v in features.items() if k in names})[output]
+    return forward

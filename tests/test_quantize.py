@@ -1,0 +1,164 @@
+"""Number formats: which one an encoder runs in, the int8 copies' cache and provenance, the fallback to torch, and
+int8 keeping float32's rankings. Real models and real OpenVINO builds throughout (small calibration sets where the
+test is about the cache, the full one where it is about the rankings)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import statistics
+from pathlib import Path
+
+import pytest
+from sentence_transformers import CrossEncoder
+
+from rag import quantize
+from rag.quantize import Int8Load, choose_format, cpu_kind, load_int8, read_calibration, source_digest, top3
+from rag.rerank import SentenceTransformerCrossEncoder
+
+from tests.conftest import RERANKER
+
+needs_int8 = pytest.mark.skipif(bool(quantize.missing_int8_packages()), reason="openvino/nncf not installed")
+
+
+def small_calibration(folder: Path, pairs: int = 6, pools: int = 2) -> Path:
+    """A few entries of the shipped calibration file: enough for a real build, quick to build."""
+    entries = [json.loads(line) for line in gzip.open(quantize.CALIBRATION, "rt", encoding="utf-8")]
+    check = [e for e in entries if e["use"] == "check"][:pools]
+    calibrate = [e for e in entries if e["use"] == "calibration"][: pairs // 3]
+    path = folder / "calibration.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as out:
+        for e in check + calibrate:
+            out.write(json.dumps(e) + "\n")
+    return path
+
+
+def test_cpu_kinds_name_what_the_formats_depend_on():
+    assert cpu_kind({"avx", "avx2", "fma"}) == "avx2"
+    assert cpu_kind({"avx2", "avx512f", "avx512_bf16", "avx512_vnni"}) == "avx512-bf16+vnni"
+    assert cpu_kind({"avx2", "avx_vnni"}) == "avx-vnni"
+    assert cpu_kind(set()) == "other"
+
+
+def test_torch_formats_never_try_int8_and_unknown_ones_are_refused():
+    assert choose_format("float32", "cpu", "cross-encoder") == quantize.FormatChoice("float32", int8=False)
+    assert choose_format("bfloat16", "cpu", "bi-encoder").int8 is False
+    assert choose_format("int8", "cuda", "bi-encoder").int8 is False
+    assert "CPU only" in choose_format("int8", "cuda", "bi-encoder").notice
+    with pytest.raises(ValueError, match="unknown number format"):
+        choose_format("int4", "cpu", "bi-encoder")
+
+
+def test_without_the_int8_packages_int8_falls_back_to_torch_with_a_notice(monkeypatch, tmp_path):
+    monkeypatch.setattr(quantize, "INT8_PACKAGES", ("openvino", "no_such_package_for_int8"))
+    assert choose_format("auto", "cpu", "cross-encoder") == quantize.FormatChoice("auto", int8=False)
+    model = SentenceTransformerCrossEncoder(str(RERANKER), precision="int8", quantized_cache=tmp_path)
+    assert model.format in ("float32", "bfloat16")
+    assert "no_such_package_for_int8" in model.notice and "requirements.txt" in model.notice
+    assert not any(tmp_path.iterdir()), "nothing is built without the packages"
+    scores = model.score([("what do mitochondria make?", "Mitochondria make ATP."), ("what do mitochondria make?",
+                                                                                     "Paris is in France.")])
+    assert scores[0] > scores[1]
+
+
+def test_auto_takes_int8_only_where_it_passed_and_was_timed_fastest():
+    passed = {"check": {"passed": True}}
+    assert Int8Load(model=print, provenance={**passed, "timings_ms": {"float32": 900, "bfloat16": 450,
+                                                                      "int8": 200}}).faster
+    assert not Int8Load(model=print, provenance={**passed, "timings_ms": {"float32": 900, "bfloat16": 150,
+                                                                          "int8": 200}}).faster
+    assert not Int8Load(model=None, provenance={**passed, "timings_ms": {"float32": 900, "int8": 200}}).faster
+    failed = Int8Load(model=print, provenance={"check": {"passed": False}, "timings_ms": {"float32": 900, "int8": 9}})
+    assert not failed.usable and not failed.faster
+
+
+@needs_int8
+def test_the_int8_copy_is_built_once_with_provenance_and_rebuilt_when_the_source_changes(monkeypatch, tmp_path):
+    monkeypatch.setattr(quantize, "CALIBRATION", small_calibration(tmp_path))
+    source = tmp_path / "model"
+    shutil.copytree(RERANKER, source)
+    for p in source.iterdir():
+        p.chmod(0o644)
+    cache = tmp_path / "cache"
+    tokenizer = CrossEncoder(str(source)).tokenizer
+
+    first = load_int8("cross-encoder", "my-reranker", str(source), cache, tokenizer, 256)
+    assert first.notice is None or "not used" in first.notice, first.notice
+    p = first.provenance
+    assert p["source_model"] == "my-reranker" and p["source_sha256"] == source_digest(source)
+    assert p["format"].startswith("int8 static") and p["calibration"]["pairs"] == 6
+    assert p["check"]["top3_total"] == 6 and set(p["timings_ms"]) >= {"float32", "int8"}
+    folders = list(cache.glob("cross-encoder-*"))
+    assert len(folders) == 1 and (folders[0] / "model.xml").is_file()
+
+    again = load_int8("cross-encoder", "my-reranker", str(source), cache, tokenizer, 256)
+    assert again.provenance["built_at"] == p["built_at"], "an unchanged source is not rebuilt"
+
+    config = json.loads((source / "config.json").read_text())
+    (source / "config.json").write_text(json.dumps({**config, "note": "fine-tuned again"}))
+    changed = load_int8("cross-encoder", "my-reranker", str(source), cache, tokenizer, 256)
+    assert changed.provenance["source_sha256"] == source_digest(source) != p["source_sha256"]
+    assert len(list(cache.glob("cross-encoder-*"))) == 2
+
+
+@needs_int8
+def test_a_failed_build_leaves_the_encoder_in_torch_with_a_notice(tmp_path):
+    from rag.embeddings import BiEncoder
+
+    # A cross-encoder folder is no mean-pooling bi-encoder: the int8 build refuses it, the model still loads.
+    model = BiEncoder(str(RERANKER), precision="int8", quantized_cache=tmp_path)
+    assert model.format in ("float32", "bfloat16")
+    assert "could not be built" in model.notice and "mean pooling" in model.notice
+    assert len(model.embed_query("a question")) == model.dimension
+
+
+@needs_int8
+def test_int8_ranks_pools_as_float32_does():
+    """On pools of 20 SciFact chunks the calibration never saw: at least 29 of 30 top-3 chunks are float32's.
+
+    The copy is the one the app uses (the default cache, as the other tests' `auto` encoders load it)."""
+    int8 = SentenceTransformerCrossEncoder(str(RERANKER), precision="int8")
+    assert int8.format.startswith("int8"), int8.notice
+    float32 = SentenceTransformerCrossEncoder(str(RERANKER), precision="float32")
+    _, pools = read_calibration()
+    same, differences = 0, []
+    for question, passages in pools[:10]:
+        a = int8.score([(question, p) for p in passages])
+        b = float32.score([(question, p) for p in passages])
+        same += len(set(top3(a)) & set(top3(b)))
+        differences += [abs(x - y) for x, y in zip(a, b)]
+    assert same >= 29
+    # A copy that lost the attention mask or a layer scores far off everywhere, not just near ties.
+    assert statistics.fmean(differences) < 0.05, statistics.fmean(differences)
+
+
+def test_float32_scores_are_the_libraries_own_with_one_tokenization_and_no_repeats(monkeypatch):
+    model = SentenceTransformerCrossEncoder(str(RERANKER), precision="float32", remember=100)
+    _, pools = read_calibration()
+    question, passages = pools[0]
+    pairs = [(question, p) for p in passages[:8]] + [(question, "short.")]
+    expected = CrossEncoder(str(RERANKER)).predict([list(p) for p in pairs])
+    tokenized, forwards = [], []
+    tokenizer, forward = model._tokenizer, model._forward
+
+    class CountingTokenizer:  # the real tokenizer, counting the texts it is given
+        def __call__(self, *args, **kwargs):
+            tokenized.append(len(args[0]))
+            return tokenizer(*args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(tokenizer, name)
+
+    monkeypatch.setattr(model, "_tokenizer", CountingTokenizer())
+    monkeypatch.setattr(model, "_forward", lambda feats: forwards.append(feats["input_ids"].shape) or forward(feats))
+    got = model.score(pairs)
+    assert got == pytest.approx(list(expected), abs=1e-4)
+    assert tokenized == [len(pairs)], "each pair is tokenized once, all in one call"
+    longest = max(len(tokenizer(q, p, truncation=True, max_length=256)["input_ids"]) for q, p in pairs)
+    assert all(rows * width <= 1.1 * rows * longest for rows, width in forwards)
+    assert any(width < longest for _, width in forwards), "the short pair is not padded to the longest"
+    # Chat and Compare asking about the same pool: the pairs already scored are not computed again.
+    forwards.clear()
+    assert model.score(pairs[:3]) == got[:3]
+    assert forwards == []
