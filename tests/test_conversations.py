@@ -22,6 +22,7 @@ from rag.errors import ConversationsError, UnreadableConversations
 from rag.pipeline import Pipeline
 from rag.results import Source
 from tests.conftest import cli_env, make_settings, run_cli
+from tests.conversation_writer import write_turns
 from tests.fakes import ScriptedChat
 from tests.samples import POLICY
 
@@ -104,31 +105,23 @@ def test_reading_makes_no_file_and_the_file_is_ours_in_wal_mode(conversations):
         assert con.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
 
 
-def _write_turns(path: str, conversation_id: str, writer: str, count: int, start) -> None:
-    """One session: wait for the others, then save `count` turns one after another, each a transaction."""
-    store = ConversationStore(Path(path))
-    start.wait()
-    for n in range(count):
-        store.save_turn(conversation_id, SavedTurn(f"{writer} {n}", f"{writer} {n}", sources=[source(1)]))
-
-
 @pytest.mark.parametrize("how", ["threads", "processes"])
 def test_sessions_writing_one_conversation_at_once_lose_no_turn(conversations, how):
     conversation_id = conversations.save_turn(None, SavedTurn("first", "first"))
     count, writers = 40, ["tab A", "tab B", "cli"]
     if how == "threads":
         start = threading.Barrier(len(writers))
-        workers = [threading.Thread(target=_write_turns, args=(str(conversations.path), conversation_id, w, count,
+        workers = [threading.Thread(target=write_turns, args=(str(conversations.path), conversation_id, w, count,
                                                                 start)) for w in writers]
     else:
         context = multiprocessing.get_context("spawn")
         start = context.Barrier(len(writers))
-        workers = [context.Process(target=_write_turns, args=(str(conversations.path), conversation_id, w, count,
+        workers = [context.Process(target=write_turns, args=(str(conversations.path), conversation_id, w, count,
                                                                start)) for w in writers]
     for worker in workers:
         worker.start()
     for worker in workers:
-        worker.join(timeout=120)
+        worker.join(timeout=600)  # generous: on loaded cores a spawned process takes a while to start
         assert getattr(worker, "exitcode", 0) == 0
     turns = conversations.turns(conversation_id)
     assert [t.number for t in turns] == list(range(1, 2 + count * len(writers))), "numbered once each, no gap"
