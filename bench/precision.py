@@ -9,7 +9,8 @@ int8 copies (rag/data/calibration.jsonl.gz), so every figure here is on claims 1
 - for the first `--rerank-questions` claims, the float32 bi-encoder's top `--pool` reranked by the cross-encoder in
   each format: nDCG@10, and how many of the top-3 chunks of the pool of 20 (the app's candidates) are float32's,
   over the first 10 claims ("of 30", the issue's measure) and over all of them;
-- whether each format is kept: at least 29 of 30 top-3 chunks the same and nDCG@10 within 0.005 of float32;
+- whether each format is kept: nDCG@10 within 0.005 of float32 and, for the cross-encoder, at least 29 of 30
+  top-3 chunks the same;
 - the int8 copies' provenance (build time, check on the calibration file's own pools, timings on this CPU).
 
 Run: `scripts/run-bench.sh precision [--rerank-questions 50] [--pool 100] [--formats float32,bfloat16,int8]
@@ -49,9 +50,12 @@ def same_top3(ranked: list[list[int]], reference: list[list[int]]) -> int:
     return sum(len(set(a[:3]) & set(b[:3])) for a, b in zip(ranked, reference))
 
 
-def verdict(result: dict, reference: dict) -> dict:
-    kept = (result["top3_same"] >= MIN_SAME * result["top3_total"]
-            and reference["ndcg@10"] - result["ndcg@10"] <= MAX_LOSS)
+def verdict(result: dict, reference: dict, agreement: bool = True) -> dict:
+    """Kept: nDCG@10 within 0.005 of float32's and, where `agreement` (the cross-encoder, whose top 3 the LLM
+    reads), at least 29 of 30 top-3 chunks the same. The bi-encoder's candidates are reranked, so for it the
+    issue asks nDCG@10 only; its agreement is reported beside."""
+    kept = (reference["ndcg@10"] - result["ndcg@10"] <= MAX_LOSS
+            and (not agreement or result["top3_same"] >= MIN_SAME * result["top3_total"]))
     return {**result, "ndcg@10 change": round(result["ndcg@10"] - reference["ndcg@10"], 4), "kept": kept}
 
 
@@ -95,7 +99,7 @@ def main() -> None:
         scores = [ndcg_at_k(dedupe([sources[j] for j in top[i]]), test.qrels[q], 10) for i, q in enumerate(qids)]
         result = {"format": name, "ndcg@10": round(statistics.fmean(scores), 4),
                   "top3_same": same_top3(top, candidates), "top3_total": 3 * len(qids)}
-        report["dense"][fmt] = verdict(result, report["dense"].get("float32", result))
+        report["dense"][fmt] = verdict(result, report["dense"].get("float32", result), agreement=False)
         print(f"dense, bi-encoder {fmt}: {report['dense'][fmt]}", flush=True)
 
     asked = qids[: args.rerank_questions]
