@@ -8,10 +8,12 @@ its words fixed; the CLI runs as a real process.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import re
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ from rag.conversations import SCHEMA_VERSION, ConversationStore, SavedTurn, sour
 from rag.errors import ConversationsError, UnreadableConversations
 from rag.pipeline import Pipeline
 from rag.results import Source
-from tests.conftest import cli_env, make_settings, run_cli
+from tests.conftest import REPO, cli_env, make_settings, run_cli
 from tests.conversation_writer import write_turns
 from tests.fakes import ScriptedChat
 from tests.samples import POLICY
@@ -112,17 +114,20 @@ def test_sessions_writing_one_conversation_at_once_lose_no_turn(conversations, h
     if how == "threads":
         start = threading.Barrier(len(writers))
         workers = [threading.Thread(target=write_turns, args=(str(conversations.path), conversation_id, w, count,
-                                                                start)) for w in writers]
-    else:
-        context = multiprocessing.get_context("spawn")
-        start = context.Barrier(len(writers))
-        workers = [context.Process(target=write_turns, args=(str(conversations.path), conversation_id, w, count,
                                                                start)) for w in writers]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=600)  # generous: on loaded cores a spawned process takes a while to start
-        assert getattr(worker, "exitcode", 0) == 0
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    else:  # separate processes, as a CLI beside the app's sessions
+        gate = conversations.path.with_name("start")
+        workers = [subprocess.Popen([sys.executable, "-m", "tests.conversation_writer", str(conversations.path),
+                                     conversation_id, w, str(count), str(gate)], cwd=REPO) for w in writers]
+        while not all(gate.with_name(f"start.{w}").exists() for w in writers):
+            assert all(p.poll() is None for p in workers), "a writer process failed to start"
+            time.sleep(0.05)
+        gate.touch()
+        assert [p.wait(timeout=600) for p in workers] == [0] * len(writers)
     turns = conversations.turns(conversation_id)
     assert [t.number for t in turns] == list(range(1, 2 + count * len(writers))), "numbered once each, no gap"
     questions = {t.question for t in turns}
