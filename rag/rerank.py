@@ -50,8 +50,7 @@ class SentenceTransformerCrossEncoder(BaseCrossEncoder):
             source = resolve_model(name)
             self._model = CrossEncoder(source, device=device, model_kwargs={"dtype": self.dtype})
         except Exception as exc:  # hub errors, missing files and bad configs all surface differently
-            raise describe_load_failure("cross-encoder", name, "RAG_RERANKER_MODEL", exc,
-                                        also="; until then, answers keep the bi-encoder's order") from exc
+            raise describe_load_failure("cross-encoder", name, "RAG_RERANKER_MODEL", exc) from exc
         self._tokenizer = self._model.tokenizer
         self._torch_model = self._model.transformers_model
         self._forward = self._torch_forward
