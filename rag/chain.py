@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
@@ -105,7 +104,7 @@ def generation(chat_model: BaseChatModel, layout: str) -> Runnable:
         run_name="generate")
 
 
-def state_of(ranking: Ranking, question: str | None = None, **extra: Any) -> dict:
+def state_of(ranking: Ranking, question: str | None = None) -> dict:
     """The chain's state for a ranking made elsewhere (Compare answers each side's ranking with `generate`)."""
     return {"question": question or ranking.question, "history": [], "standalone_question": ranking.question,
-            "ranking": ranking, **extra}
+            "ranking": ranking}

@@ -33,15 +33,15 @@ class KeywordIndex:
 
     def search(self, store, query: str, k: int) -> list[Document]:
         catch_up(store)
-        hits, stale = _committed(store, store.keywords.search(query, k))
+        hits, stale = committed_hits(store, store.keywords.search(query, k))
         if stale:  # the index held something the registry no longer vouches for: reconcile, then search again
             store.keywords.set_synced(None)
             catch_up(store)
-            hits, _ = _committed(store, store.keywords.search(query, k))
+            hits, _ = committed_hits(store, store.keywords.search(query, k))
         return hits
 
 
-def _committed(store, hits: list[Document]) -> tuple[list[Document], bool]:
+def committed_hits(store, hits: list[Document]) -> tuple[list[Document], bool]:
     """The hits whose document version the registry holds, and whether any was dropped."""
     names = sorted({str(d.metadata.get("source")) for d in hits})
     committed = {(r.name, r.sha256) for r in store.get_records(names)}

@@ -81,14 +81,6 @@ class Pipeline:
             raise
         return self._cross_encoder
 
-    def rerank_problem(self) -> RagError | None:
-        """None when the cross-encoder loads (it is then loaded), else why it cannot."""
-        try:
-            self.cross_encoder()
-        except RagError as exc:
-            return exc
-        return None
-
     def remember_scores(self) -> RememberingCrossEncoder:
         """From now on score each (question, chunk) pair once, until the returned object's `forget()`."""
         source = self._cross_encoder

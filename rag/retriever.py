@@ -26,7 +26,7 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
 from .errors import NoDocuments
-from .hybrid import KeywordIndex, fuse
+from .hybrid import KeywordIndex, committed_hits, fuse
 from .rerank import BI_RANK, BI_SCORE
 from .store import Store
 
@@ -56,11 +56,11 @@ class StoreRetriever(BaseRetriever):
         if self.hybrid:
             keyword = (self.keyword_index or KeywordIndex()).search(self.store, query, k=self.k)
             hits = fuse([[d for d, _ in hits], keyword], k=self.k)
-        names = sorted({str(d.metadata.get("source")) for d, _ in hits})
-        committed = {(r.name, r.sha256) for r in self.store.get_records(names)}
-        hits = [(d, s) for d, s in hits if (d.metadata.get("source"), d.metadata.get("doc_sha")) in committed]
-        docs = [Document(page_content=d.page_content, id=d.id, metadata={**d.metadata, BI_RANK: i, BI_SCORE: s})
-                for i, (d, s) in enumerate(hits, start=1)]
+        scores = {d.id: s for d, s in hits}
+        kept, _ = committed_hits(self.store, [d for d, _ in hits])
+        docs = [Document(page_content=d.page_content, id=d.id,
+                         metadata={**d.metadata, BI_RANK: i, BI_SCORE: scores[d.id]})
+                for i, d in enumerate(kept, start=1)]
         return docs if self.top_n is None else docs[: self.top_n]
 
 

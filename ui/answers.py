@@ -89,5 +89,4 @@ def show(reply: Reply, anchors: str | None = None) -> None:
 
 def show_rerank_notice(reply: Reply) -> None:
     if reply.rerank_notice:
-        st.warning(escape(reply.rerank_notice[:1].upper() + reply.rerank_notice[1:]),
-                   icon=":material/sync_problem:")
+        notices.rerank_unavailable(reply.rerank_notice)

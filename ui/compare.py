@@ -132,9 +132,9 @@ def side_model(ranking: Ranking, side: str) -> str:
 
 def no_cross_encoder_side(ranking: Ranking) -> None:
     """In place of the cross-encoder's column when it could not load: why, and the fix."""
-    notice = ranking.rerank_notice or "reranking is off"
-    st.warning(escape(notice[:1].upper() + notice[1:]) + "  \nThe bi-encoder's order is on the left; this side "
-               "fills in once the cross-encoder loads (after a restart of the app).", icon=":material/sync_problem:")
+    notices.rerank_unavailable(ranking.rerank_notice or "reranking is off",
+                               "The bi-encoder's order is on the left; this side fills in once the cross-encoder "
+                               "loads (after a restart of the app).")
 
 
 def answer_both(pipeline: Pipeline, ranking: Ranking, columns: Sequence[DeltaGenerator]) -> None:

@@ -24,6 +24,12 @@ def problem(message: str, fix: str | None = None) -> None:
     st.error(with_fix(message, fix), icon=":material/error:")
 
 
+def rerank_unavailable(notice: str, more: str = "") -> None:
+    """A ranking left in the bi-encoder's order because the cross-encoder could not load: why, and the fix."""
+    st.warning(escape(notice[:1].upper() + notice[1:]) + (f"  \n{more}" if more else ""),
+               icon=":material/sync_problem:")
+
+
 def no_documents(text: str = "There are no documents yet, so there is nothing to answer from.") -> None:
     st.warning(text, icon=":material/folder_open:")
     st.page_link(DOCUMENTS_PAGE, label="Add documents on the Documents page", icon=":material/upload_file:")
