@@ -121,6 +121,9 @@ def test_the_gate_calibration_balances_answerable_questions_let_through_and_off_
     # At 0.2: 9 of 10 through, 3 of 4 stopped (min 0.75); at 0.3: 8 of 10 through, 4 of 4 stopped (min 0.8).
     assert gate["threshold"] == 0.3 and gate["answerable_through"] == 0.8
     assert gate["stopped"] == {"off-corpus": 1.0}
+    # The highest threshold letting at least 90% through: 0.2 (9 of 10); 0.3 lets 8 of 10 through.
+    assert gate["for_target"] == {"through_at_least": 0.9, "threshold": 0.2, "answerable_through": 0.9,
+                                  "stopped": {"off-corpus": 0.75}}
 
 
 def test_the_evidence_compressor_keeps_the_documents_and_cuts_their_text():
