@@ -49,6 +49,10 @@ class BiEncoder(Embeddings):
         if not dimension:
             raise ModelLoadError(f"{name} is not a sentence-embedding model (no output dimension)")
         self.dimension: int = int(dimension)
+        if self._int8 is not None:
+            # The int8 copy computes every vector: the float weights would only hold memory (about 90 MB). The
+            # modules stay (tokenizer, dimension, input limit); a torch forward pass would now fail, not run.
+            self._model.to("meta")
         # torch modules are not documented as safe under concurrent forward passes from several threads.
         self._lock = threading.Lock()
 

@@ -60,6 +60,8 @@ class SentenceTransformerCrossEncoder(BaseCrossEncoder):
                                self._model.max_seq_length)
             if loaded.usable and (precision == "int8" or loaded.faster):
                 self._forward, self.format = loaded.model, loaded.format
+                # The int8 copy computes every score: the float weights would only hold memory (about 90 MB).
+                self._torch_model.to("meta")
             self.notice = loaded.notice
         self._lock = threading.Lock()
         self._remember = remember
