@@ -17,7 +17,7 @@ from rag import quantize
 from rag.quantize import Int8Load, choose_format, cpu_kind, load_int8, read_calibration, source_digest, top3
 from rag.rerank import SentenceTransformerCrossEncoder
 
-from tests.conftest import RERANKER
+from tests.conftest import EMBEDDER, RERANKER
 
 needs_int8 = pytest.mark.skipif(bool(quantize.missing_int8_packages()), reason="openvino/nncf not installed")
 
@@ -103,6 +103,19 @@ def test_the_int8_copy_is_built_once_with_provenance_and_rebuilt_when_the_source
 
 
 @needs_int8
+def test_an_int8_bi_encoder_keeps_no_float_weights_and_still_knows_its_dimension_and_limit():
+    from rag.embeddings import BiEncoder, BiEncoderPairScorer
+
+    model = BiEncoder(EMBEDDER, precision="int8")
+    assert model.format.startswith("int8"), model.notice
+    assert {t.device.type for t in model._model.parameters()} == {"meta"}
+    assert (model.dimension, model.max_tokens) == (384, 256)
+    scores = BiEncoderPairScorer(model).score([("How long does a refund take?", "A refund takes 14 days."),
+                                               ("How long does a refund take?", "Warsaw is in Poland.")])
+    assert scores[0] > scores[1]
+
+
+@needs_int8
 def test_a_failed_build_leaves_the_encoder_in_torch_with_a_notice(tmp_path):
     from rag.embeddings import BiEncoder
 
@@ -120,6 +133,8 @@ def test_int8_ranks_pools_as_float32_does():
     The copy is the one the app uses (the default cache, as the other tests' `auto` encoders load it)."""
     int8 = SentenceTransformerCrossEncoder(str(RERANKER), precision="int8")
     assert int8.format.startswith("int8"), int8.notice
+    # The int8 copy computes every score: no float weights are kept beside it.
+    assert {t.device.type for t in int8._torch_model.parameters()} == {"meta"}
     float32 = SentenceTransformerCrossEncoder(str(RERANKER), precision="float32")
     _, pools = read_calibration()
     same, differences = 0, []
