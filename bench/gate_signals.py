@@ -9,6 +9,8 @@ or at the balanced point):
   best cross-encoder score (the app's gate); best evidence sentence's score; the share of the question's words
   (weighted by rarity in the library) found in the kept chunks; a rare question word missing from the kept chunks
   when the best score is also below a second threshold; a logistic regression over all of these.
+And the app's gate held out over every question, two-fold (odd-numbered questions choose the threshold for the
+even-numbered ones and the other way round).
 
     scripts/run-bench.sh gate_signals [--json FILE]
 """
@@ -139,6 +141,36 @@ def compare(rows: list[dict]) -> list[dict]:
     return out
 
 
+def two_fold(rows: list[dict]) -> dict:
+    """The app's gate (best cross-encoder score < t) held out over every question: t chosen on the odd-numbered
+    questions of each file is applied to the even-numbered ones and the other way round, so that each question is
+    judged by a threshold chosen without it. Both ways of choosing: balanced, and letting >= 90% through."""
+    grid = [round(t, 2) for t in np.arange(0.30, 1.0, 0.01)]
+    rules = {t: (lambda r, t=t: r["ce"] < t) for t in grid}
+    out = {}
+    for how in ("balanced", "for_target"):
+        stopped: dict[str, int] = {}
+        totals: dict[str, int] = {}
+        chosen = []
+        for parity in (0, 1):
+            fit = {}
+            held = {}
+            for row in rows:
+                (fit if row["n"] % 2 == parity else held).setdefault(row["kind"], []).append(row)
+            if how == "for_target":
+                t = for_target(fit, rules)
+            else:
+                t = max(rules, key=lambda t: (min(1 - share(fit["answerable"], rules[t]),
+                                                  share(fit["off-corpus"], rules[t])), -t))
+            chosen.append(t)
+            for kind, group in held.items():
+                stopped[kind] = stopped.get(kind, 0) + sum(map(rules[t], group))
+                totals[kind] = totals.get(kind, 0) + len(group)
+        out[how] = {"thresholds": chosen, "stopped": {k: round(stopped[k] / totals[k], 3) for k in totals},
+                    "questions": totals}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--squad", type=Path, default=SQUAD)
@@ -146,7 +178,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     settings = Settings(reranker_model=args.reranker)
-    results = compare(signals(args.squad, settings))
+    rows = signals(args.squad, settings)
+    results = compare(rows)
     print("| rule (stops when) | t | calibration: answerable / off-corpus / unanswerable stopped | "
           "evaluation (1-40): answerable / off-corpus / unanswerable stopped |")
     print("|---|---|---|---|")
@@ -154,8 +187,15 @@ def main() -> None:
         c, e = r["calibration"], r["evaluation"]
         print(f"| {r['rule']} | {r['t']:g} | {c['answerable']:.3f} / {c['off-corpus']:.3f} / {c['unanswerable']:.3f} "
               f"| {e['answerable']:.3f} / {e['off-corpus']:.3f} / {e['unanswerable']:.3f} |")
+    folds = two_fold(rows)
+    for how, f in folds.items():
+        st = f["stopped"]
+        print(f"two-fold, every question held out, gate chosen {how} (t = {f['thresholds'][0]:g} / "
+              f"{f['thresholds'][1]:g}): stopped answerable {st['answerable']:.3f}, off-corpus {st['off-corpus']:.3f}, "
+              f"unanswerable {st['unanswerable']:.3f} ({f['questions']['answerable']}, {f['questions']['off-corpus']}, "
+              f"{f['questions']['unanswerable']} questions)")
     if args.json:
-        args.json.write_text(json.dumps({"reranker": args.reranker, "results": results}, indent=1))
+        args.json.write_text(json.dumps({"reranker": args.reranker, "results": results, "two_fold": folds}, indent=1))
 
 
 if __name__ == "__main__":
