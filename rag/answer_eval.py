@@ -265,8 +265,8 @@ def _gate_lines(results: list[dict]) -> list[str]:
         gate = r.get("gate_calibration")
         if not gate:
             continue
-        for what, g in (("balanced", gate), (f"letting >= {gate['for_target']['through_at_least']:.0%} through",
-                                               gate.get("for_target"))):
+        target = gate.get("for_target")  # absent from reports written before it existed
+        for what, g in (("balanced", gate), (target and f"letting >= {target['through_at_least']:.0%} through", target)):
             if g:
                 stopped = ", ".join(f"{v:.0%} of {k}" for k, v in g["stopped"].items())
                 lines.append(f"{r['mode']}: a gate at {gate['score']} >= {g['threshold']} ({what}) would let "
