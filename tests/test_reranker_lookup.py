@@ -14,7 +14,7 @@ import pytest
 
 from rag.models import resolve_model
 from tests.conftest import REPO, RERANKER
-from tests.reranker import DEFAULT, find_test_reranker
+from tests.reranker import DEFAULT, find_test_reranker, missing_message
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 PAIRS = [("How long does a refund take?", "Refunds are processed within 14 days."),
@@ -34,17 +34,6 @@ def fake_hub_cache(root: Path) -> Path:
     return root
 
 
-class Fetch:
-    """Stands in for the hub download; records what it was asked for."""
-
-    def __init__(self, succeeds: bool) -> None:
-        self.succeeds, self.asked = succeeds, []
-
-    def __call__(self, repo_id, environ) -> bool:
-        self.asked.append(repo_id)
-        return self.succeeds
-
-
 @pytest.fixture
 def places(tmp_path):
     """A shared model folder and a hub cache that both exist, and an empty cache."""
@@ -57,27 +46,28 @@ def places(tmp_path):
 
 def test_the_variable_comes_first_then_the_shared_model_then_the_cache(places, tmp_path):
     shared, cache, _ = places
-    fetch = Fetch(succeeds=True)
     env = {"HF_HUB_CACHE": str(cache), "RAG_TEST_RERANKER": "/models/mine"}
-    assert find_test_reranker(env, shared, fetch).name == "/models/mine"
+    assert find_test_reranker(env, shared).name == "/models/mine"
     del env["RAG_TEST_RERANKER"]
-    chosen = find_test_reranker(env, shared, fetch)
+    chosen = find_test_reranker(env, shared)
     assert chosen.name == str(shared) and chosen.is_test_model
-    chosen = find_test_reranker(env, tmp_path / "no-shared", fetch)
+    chosen = find_test_reranker(env, tmp_path / "no-shared")
     assert (chosen.name, chosen.found, chosen.available) == (DEFAULT, "the local Hugging Face cache", True)
-    assert not chosen.is_test_model and fetch.asked == [], "nothing is fetched while a copy is cached"
+    assert not chosen.is_test_model
 
 
-def test_without_a_cached_copy_the_default_is_fetched_or_reported_missing(places, tmp_path):
+def test_without_a_cached_copy_the_default_is_reported_missing_with_the_command_that_caches_it(places, tmp_path,
+                                                                                                  monkeypatch):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the lookup tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
     _, _, empty = places
-    env = {"HF_HUB_CACHE": str(empty)}
-    fetched = Fetch(succeeds=True)
-    chosen = find_test_reranker(env, tmp_path / "no-shared", fetched)
-    assert (chosen.name, chosen.available) == (DEFAULT, True) and "downloaded" in chosen.found
-    assert fetched.asked == [DEFAULT]
-    offline = Fetch(succeeds=False)
-    chosen = find_test_reranker(env, tmp_path / "no-shared", offline)
-    assert (chosen.name, chosen.available) == (DEFAULT, False) and offline.asked == [DEFAULT]
+    chosen = find_test_reranker({"HF_HUB_CACHE": str(empty)}, tmp_path / "no-shared")
+    assert (chosen.name, chosen.available) == (DEFAULT, False)
+    assert f"snapshot_download('{DEFAULT}')" in missing_message() and "RAG_TEST_RERANKER" in missing_message()
 
 
 def test_the_default_found_in_the_cache_is_what_the_pipeline_loads(tmp_path, cross_encoder):
