@@ -60,7 +60,7 @@ def saver(path: Path):
         try:
             current = ConversationStore(path).save_turn(st.session_state.get(_CURRENT), to_saved(turn, answer))
         except ConversationsError as exc:
-            turn.not_saved = exc.message + (f" ({exc.fix})" if exc.fix else "")
+            turn.not_saved = str(exc)  # the message, and the fix in brackets
             return
         st.session_state[_CURRENT] = current
         st.query_params[_PARAM] = current
