@@ -9,8 +9,8 @@ or at the balanced point):
   best cross-encoder score (the app's gate); best evidence sentence's score; the share of the question's words
   (weighted by rarity in the library) found in the kept chunks; a rare question word missing from the kept chunks
   when the best score is also below a second threshold; a logistic regression over all of these.
-And the app's gate held out over every question, two-fold (odd-numbered questions choose the threshold for the
-even-numbered ones and the other way round).
+And the app's gate held out over every question, two-fold (the app's own calibration on the odd-numbered questions
+chooses the threshold for the even-numbered ones and the other way round).
 
     scripts/run-bench.sh gate_signals [--json FILE]
 """
@@ -20,20 +20,20 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from rag.answer_eval import load_answer_set
+from rag.answer_eval import calibrate_gate, load_answer_set
 from rag.evidence import best_evidence, find_evidence
+from rag.keyword_index import tokenize
 from rag.pipeline import build_pipeline
 from rag.settings import Settings
 
 SQUAD = Path(__file__).resolve().parents[2] / "shared" / "eval" / "squad2-dev"
-WORD = re.compile(r"[a-z0-9]+")
+KINDS = ("answerable", "off-corpus", "unanswerable")  # calibrate_gate balances against the first other file
 STOP = set("the a an of in on at to for by with from and or is are was were be been what which who whom whose when "
            "where why how did does do that this these those as it its not than into about after before during has "
            "have had can could would will many much most more some any other one two new also his her their there "
@@ -68,7 +68,7 @@ def signals(squad: Path, settings: Settings) -> list[dict]:
 def add_word_signals(rows: list[dict], library: list[str]) -> None:
     df: dict[str, int] = {}
     for paragraph in library:
-        for word in set(WORD.findall(paragraph.lower())):
+        for word in set(tokenize(paragraph)):
             df[word] = df.get(word, 0) + 1
 
     def idf(word: str) -> float:
@@ -78,8 +78,8 @@ def add_word_signals(rows: list[dict], library: list[str]) -> None:
         return word[:6]
 
     for row in rows:
-        words = [w for w in dict.fromkeys(WORD.findall(row["question"].lower())) if w not in STOP]
-        kept = {stem(w) for w in WORD.findall(" ".join(row["kept"]).lower())}
+        words = [w for w in dict.fromkeys(tokenize(row["question"])) if w not in STOP]
+        kept = {stem(w) for w in tokenize(" ".join(row["kept"]))}
         weight = {w: idf(w) for w in words}
         row["covered"] = sum(v for w, v in weight.items() if stem(w) in kept) / (sum(weight.values()) or 1)
         row["rarest_missing"] = max([v for w, v in weight.items() if stem(w) not in kept and not w.isdigit()] or [0])
@@ -142,29 +142,26 @@ def compare(rows: list[dict]) -> list[dict]:
 
 
 def two_fold(rows: list[dict]) -> dict:
-    """The app's gate (best cross-encoder score < t) held out over every question: t chosen on the odd-numbered
-    questions of each file is applied to the even-numbered ones and the other way round, so that each question is
-    judged by a threshold chosen without it. Both ways of choosing: balanced, and letting >= 90% through."""
-    grid = [round(t, 2) for t in np.arange(0.30, 1.0, 0.01)]
-    rules = {t: (lambda r, t=t: r["ce"] < t) for t in grid}
+    """The app's gate (best cross-encoder score < t) held out over every question: t chosen by the app's own
+    calibration (`rag.answer_eval.calibrate_gate`) on the odd-numbered questions of each file is applied to the
+    even-numbered ones and the other way round, so that each question is judged by a threshold chosen without it.
+    Both of its thresholds: the balanced one, and the one letting >= 90% through."""
     out = {}
     for how in ("balanced", "for_target"):
         stopped: dict[str, int] = {}
         totals: dict[str, int] = {}
         chosen = []
         for parity in (0, 1):
-            fit = {}
-            held = {}
+            fit: dict[str, list[dict]] = {kind: [] for kind in KINDS}
+            held: dict[str, list[dict]] = {kind: [] for kind in KINDS}
             for row in rows:
-                (fit if row["n"] % 2 == parity else held).setdefault(row["kind"], []).append(row)
-            if how == "for_target":
-                t = for_target(fit, rules)
-            else:
-                t = max(rules, key=lambda t: (min(1 - share(fit["answerable"], rules[t]),
-                                                  share(fit["off-corpus"], rules[t])), -t))
+                (fit if row["n"] % 2 == parity else held)[row["kind"]].append(row)
+            scores = {kind: [{"best_rerank_score": r["ce"]} for r in group] for kind, group in fit.items()}
+            gate = calibrate_gate(scores["answerable"], {k: scores[k] for k in KINDS[1:]}, "best_rerank_score")
+            t = gate["threshold"] if how == "balanced" else gate["for_target"]["threshold"]
             chosen.append(t)
             for kind, group in held.items():
-                stopped[kind] = stopped.get(kind, 0) + sum(map(rules[t], group))
+                stopped[kind] = stopped.get(kind, 0) + sum(r["ce"] < t for r in group)
                 totals[kind] = totals.get(kind, 0) + len(group)
         out[how] = {"thresholds": chosen, "stopped": {k: round(stopped[k] / totals[k], 3) for k in totals},
                     "questions": totals}
