@@ -31,6 +31,7 @@ from typing import Any, Literal, Protocol
 from .errors import ConversationsError, UnreadableConversations
 from .files import move_aside as move_file_aside
 from .results import Answer, AnswerSentence, Evidence, Source, Timings
+from .text import snippet
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x52414743  # "RAGC": tells our file from any other SQLite database at the same path
@@ -332,8 +333,7 @@ def _header(con: sqlite3.Connection) -> tuple[int, int]:
 
 def title_of(text: str) -> str:
     """A title from a question (or a new title): whitespace tidied, at most MAX_TITLE characters."""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= MAX_TITLE else flat[: MAX_TITLE - 1] + "…"
+    return snippet(str(text), MAX_TITLE)
 
 
 def _turn_row(turn: SavedTurn) -> tuple:
