@@ -34,9 +34,9 @@ sys.exit(main(["ingest", sys.argv[1]]))
 """
 
 
-def write_folder(folder):
+def write_folder(folder, files=FILES):
     folder.mkdir()
-    for i in range(FILES):
+    for i in range(files):
         body = " ".join(f"Document {i} sentence {j} talks about topic {i * 7 % 13} and item {j}." for j in range(30))
         (folder / f"doc{i:02}.txt").write_text(body)
 
@@ -64,27 +64,30 @@ def check_all_or_nothing(settings, bi_encoder):
         store.close()
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.7])
-def test_an_ingest_killed_part_way_is_all_or_nothing_per_document(tmp_path, bi_encoder, delay):
+# (delay after the first commit, files): the kill lands at a commit boundary, or mid-batch. The delayed kill gets a
+# folder big enough that a fast CPU (int8 encoders ingest ~100 chunks/s) is still far from done when it lands.
+@pytest.mark.parametrize("delay, files", [(0.0, FILES), (0.7, 5 * FILES)])
+def test_an_ingest_killed_part_way_is_all_or_nothing_per_document(tmp_path, bi_encoder, delay, files):
     settings = make_settings(tmp_path, ingest_batch_chunks=16)
     folder = tmp_path / "docs"
-    write_folder(folder)
+    write_folder(folder, files)
     env = cli_env(settings, RAG_INGEST_BATCH_CHUNKS="16")
     proc = subprocess.Popen([sys.executable, "-m", "rag", "ingest", str(folder)], env=env, cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = proc.stdout.readline()  # the first batch is committed: kill while later ones are under way
     assert first.startswith("added"), first + proc.stderr.read()
     time.sleep(delay)
+    assert proc.poll() is None, "the ingest ended before the kill: the folder is too small for this CPU"
     proc.kill()
     proc.wait()
     done, _ = check_all_or_nothing(settings, bi_encoder)
-    assert 0 < len(done) < FILES, "the kill should land part-way"
+    assert 0 < len(done) < files, "the kill should land part-way"
     again = run_cli("ingest", str(folder), env=env)
     assert again.returncode == 0, again.stderr
     statuses = [line.split()[0] for line in again.stdout.splitlines()]
-    assert statuses.count("unchanged") == len(done) and statuses.count("added") == FILES - len(done)
+    assert statuses.count("unchanged") == len(done) and statuses.count("added") == files - len(done)
     names, stray = check_all_or_nothing(settings, bi_encoder)
-    assert len(names) == FILES and stray == 0, "the next ingest leaves no stray chunks"
+    assert len(names) == files and stray == 0, "the next ingest leaves no stray chunks"
 
 
 def test_chunks_written_before_their_commit_are_ignored_then_cleared(tmp_path, bi_encoder):
