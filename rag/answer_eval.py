@@ -156,6 +156,11 @@ def _times(answer: Answer) -> dict:
             "answer_ms": None if t.answer_ms is None else round(before + t.answer_ms, 1)}
 
 
+# The ways of not answering (`Answer.outcome`): the gate before the LLM, the model's decline, the answer that no
+# sent chunk supports.
+DECLINE_KINDS = ("not_covered", "declined", "unsupported")
+
+
 def summarise(records: list[dict], unanswerable: dict[str, list[dict]]) -> dict:
     answered = [r for r in records if not r["declined"]]
     timed = [r for group in [records, *unanswerable.values()] for r in group if r["first_token_ms"] is not None]
@@ -170,6 +175,8 @@ def summarise(records: list[dict], unanswerable: dict[str, list[dict]]) -> dict:
         "evidence_top_gold": _share([r["evidence_top_gold"] for r in records]),
         "wrongly_declined": _share([r["declined"] for r in records]),
         "declined": {name: _share([r["declined"] for r in group]) for name, group in unanswerable.items()},
+        "declined_by": {name: {kind: _share([r["outcome"] == kind for r in group]) for kind in DECLINE_KINDS}
+                        for name, group in {"answerable": records, **unanswerable}.items()},
         "first_token_ms": _p50_p95([r["first_token_ms"] for r in timed]),
         "answer_ms": _p50_p95([r["answer_ms"] for r in timed]),
         "stages_ms_p50": {stage: _p50_p95([r[stage] for r in timed if r[stage] is not None]).get("p50")
@@ -243,6 +250,11 @@ class AnswerReport:
             cells = [f"{a[m]:.2f}" for m in ANSWER_METRICS] + [f"{a['declined'][n]:.2f}" for n in names]
             cells += [f"{t['p50']:.0f} / {t['p95']:.0f}" if t else "" for t in (a["first_token_ms"], a["answer_ms"])]
             lines.append(f"| {r['mode']} | " + " | ".join(cells) + " |")
+        for r in self.results:
+            by = r["answers"].get("declined_by")  # absent from reports written before the unsupported outcome
+            if by:
+                lines.append(f"{r['mode']}: declined by the gate / the model / as unsupported: " + "; ".join(
+                    f"{name} " + " / ".join(f"{shares[k]:.0%}" for k in DECLINE_KINDS) for name, shares in by.items()))
         for r in self.results:
             stages = ", ".join(f"{k.removesuffix('_ms').replace('_', ' ')} {v:.0f}" for k, v in
                                r["answers"]["stages_ms_p50"].items() if v is not None)

@@ -232,6 +232,8 @@ def _print_sources(answer, as_json: bool) -> None:
         print(f"(searched for: {answer.standalone_question})")
     if answer.outcome == "declined":
         print("(the model says the passages do not answer this)")
+    elif answer.outcome == "unsupported":
+        print("(no sentence of the answer is supported by the passages: it does not come from your documents)")
     for sentence in answer.sentences:
         marks = [f"[{n}]" for n in sentence.cited] + [f"[{n}]*" for n in sentence.attributed
                                                        if n not in sentence.cited]

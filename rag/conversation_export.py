@@ -17,11 +17,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .conversations import Conversation, SavedTurn, SourceState, now
+from .declines import DECLINED, UNSUPPORTED_ANSWER
 from .results import Source
 
 FORMAT = "rag-conversation"
 VERSION = 1
-DECLINED = "The model says your documents do not answer this."
 STATE_NOTES = {"replaced": "its document has been replaced since; this is the text that was sent",
                "deleted": "its document has been deleted since; this is the text that was sent"}
 # Emphasis, code, links and images, HTML, tables, strike-through, maths, entities; and what starts a heading,
@@ -76,8 +76,9 @@ def _answer(turn: SavedTurn) -> list[str]:
     lines: list[str] = []
     if turn.outcome == "not_covered":
         lines += [f"> {literal(turn.answer)}", ""]
-    elif turn.outcome == "declined":
-        lines += [f"**{DECLINED}** It wrote:", "", literal(turn.answer, lines=True), ""]
+    elif turn.outcome in ("declined", "unsupported"):
+        message = DECLINED if turn.outcome == "declined" else UNSUPPORTED_ANSWER
+        lines += [f"**{message}** It wrote:", "", literal(turn.answer, lines=True), ""]
     elif turn.answer:
         lines += [literal(turn.answer, lines=True), ""]
     elif not turn.error:

@@ -1,4 +1,5 @@
-"""When the documents are silent: the not-covered gate before the LLM, and the LLM's own decline after it.
+"""When the documents are silent: the not-covered gate before the LLM, the LLM's own decline after it, and an
+answer none of whose sentences the sent chunks support.
 
 The gate looks at the best score of the candidate pool: the cross-encoder's when the question was reranked, else
 the bi-encoder's best cosine (not with hybrid search, whose first score is a fused rank). The documents are taken
@@ -10,16 +11,29 @@ Why not both scores at once: on squad2-dev a bi-encoder gate added to the cross-
 off-corpus questions, but on the sample documents it stopped a glossary question the cross-encoder scored 0.97
 (short entries have low cosines). The bi-encoder's gate is therefore set below its squad2-dev calibration (0.43):
 at 0.30 it stops only what is far off.
+
+Why the unsupported answer: a gate on scores cannot stop an off-corpus question whose pool happens to score high
+(on squad2-dev, four of 40 held-out off-corpus questions scored 0.93-0.98 with the test cross-encoder), and small
+models answer those anyway, from an unrelated passage or from memory. Their answers are then not supported by
+any sent chunk, which the attribution after the answer measures (`evidence.attribute`); on the same run every
+off-corpus answer that passed the gate had no supported sentence, and the only answerable ones without one were
+wrong. Such an answer keeps its text but is shown as not coming from the documents.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from .results import Ranking
+from .results import AnswerSentence, Ranking
 from .settings import Settings
+
+
+DECLINED = "The model says your documents do not answer this."
+UNSUPPORTED_ANSWER = ("Your documents do not support this answer: no sentence of it is backed by the passages "
+                      "it was given, so it does not come from them.")
 
 
 @dataclass(frozen=True)
@@ -96,3 +110,8 @@ def is_decline(text: str) -> bool:
     """
     head = " ".join(text.split())[:160]
     return bool(_DECLINE.search(head))
+
+
+def is_unsupported(sentences: Sequence[AnswerSentence]) -> bool:
+    """Whether an attributed answer has sentences and not one of them is supported by a sent chunk."""
+    return bool(sentences) and not any(s.supported for s in sentences)

@@ -21,7 +21,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnablePassthrough
 
 from .chain import RankingShape, as_input, generation, prepare, state_of
-from .declines import is_decline
+from .declines import is_decline, is_unsupported
 from .embeddings import BiEncoderPairScorer
 from .errors import RagError
 from .evidence import EvidenceCompressor, attribute
@@ -256,6 +256,8 @@ class Pipeline:
             # The bi-encoder whatever the ranking: it measured better than the cross-encoder at this (AttributionRule).
             answer.sentences = attribute(answer.standalone_question, answer.text, sources,
                                          self.pair_scorer(reranked=False))
+            if is_unsupported(answer.sentences):
+                answer.outcome = "unsupported"
 
 
 def rerank_unavailable(exc: RagError) -> str:

@@ -147,7 +147,7 @@ class AnswerSentence:
         return asdict(self)
 
 
-Outcome = Literal["answered", "declined", "not_covered"]
+Outcome = Literal["answered", "declined", "unsupported", "not_covered"]
 
 
 @dataclass
@@ -156,7 +156,9 @@ class Answer:
 
     `question` is what the user asked; `standalone_question` what retrieval used (they differ for a rewritten
     follow-up). `outcome` is "not_covered" when the documents scored too low to call the LLM, "declined" when
-    the LLM was called and said that the passages do not answer the question.
+    the LLM was called and said that the passages do not answer the question, "unsupported" when it answered but
+    no sentence of its answer is supported by a sent chunk (`declines.is_unsupported`): the text is kept, and shown
+    as not coming from the documents.
     `evidence` holds the scored sentences of each sent chunk (best first), known before the answer streams;
     `sentences` the answer's sentences with their attributed citations, known once it has streamed.
     """

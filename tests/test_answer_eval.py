@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from rag.answer_eval import evaluate_answers, judge, load_answer_set
+from rag.answer_eval import evaluate_answers, judge, load_answer_set, summarise
 from rag.errors import RagError
 from rag.pipeline import Pipeline
 from rag.store import Store
@@ -76,6 +76,33 @@ def test_a_decline_is_its_own_outcome_and_counts_as_declined(tmp_path, store, cr
     assert record["declined"] and not record["contains_gold"] and record["gold_sent"]
 
 
+def test_an_answer_no_sent_chunk_supports_is_its_own_outcome_and_counts_as_declined(tmp_path, store, cross_encoder):
+    # An off-corpus question that the gate lets through (here: no gate), answered from the model's memory.
+    chat = ScriptedChat("Leonardo da Vinci painted the Mona Lisa. He worked on it in Florence for many years.")
+    pipeline = Pipeline(make_settings(tmp_path, min_rerank_score=0.0), store, cross_encoder, chat_model=chat)
+    for name, text in DOCS.items():
+        pipeline.library.ingest_bytes(name, text.encode())
+    answer = pipeline.ask(OFF[0])
+    assert answer.consume().startswith("Leonardo"), "the text is kept"
+    assert answer.outcome == "unsupported" and len(answer.sentences) == 2
+    assert not any(s.supported or s.attributed for s in answer.sentences)
+    record = judge(answer, None)
+    assert record["declined"] and record["citations"] == []
+    by = summarise([], {"off-corpus": [record]})["declined_by"]
+    assert by["off-corpus"] == {"not_covered": 0.0, "declined": 0.0, "unsupported": 1.0}
+
+
+def test_an_answer_with_one_supported_sentence_is_answered(tmp_path, store, cross_encoder):
+    chat = ScriptedChat("Penguins often nest in the hot Sahara desert. Magma at the surface is called lava.")
+    pipeline = Pipeline(make_settings(tmp_path), store, cross_encoder, chat_model=chat)
+    for name, text in DOCS.items():
+        pipeline.library.ingest_bytes(name, text.encode())
+    answer = pipeline.ask("What is magma called when it reaches the surface?")
+    answer.consume()
+    assert answer.outcome == "answered" and [s.supported for s in answer.sentences] == [False, True]
+    assert judge(answer, ["lava"])["contains_gold"]
+
+
 def test_every_answer_sentence_gets_a_citation_or_a_flag(tmp_path, store, cross_encoder):
     chat = ScriptedChat("Magma at the surface is called lava. Penguins often nest in the hot Sahara desert.")
     pipeline = Pipeline(make_settings(tmp_path, context="chunks"), store, cross_encoder, chat_model=chat)
@@ -112,10 +139,12 @@ def test_the_cli_writes_the_answer_report_as_json(tiny, tmp_path, ollama_url):
                      "rerank", "--limit", "1", "--json", str(out), env=cli_env(settings))
     assert result.returncode == 0, result.stderr
     assert "| rerank |" in result.stdout and "declined: off-corpus" in result.stdout
+    assert "rerank: declined by the gate / the model / as unsupported: answerable " in result.stdout
     data = json.loads(out.read_text())
     answers = data["results"][0]["answers"]
     assert set(answers) >= {"contains_gold", "f1", "gold_sent", "cited", "citations_correct", "wrongly_declined",
                             "declined", "first_token_ms", "answer_ms"}
+    assert set(answers["declined_by"]) == {"answerable", "off-corpus"}
     assert len(data["results"][0]["per_question"]["answerable"]) == 1
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
+from rag.declines import DECLINED, UNSUPPORTED_ANSWER
 from rag.prompt import REWRITE_PROMPT
 from rag.results import AnswerSentence, Evidence, Source
 from tests.fakes import ScriptedChat
 from tests.test_app import REFUND, ask, last_answer, source_titles, start, stocked, stocked_folder, texts  # noqa: F401
 from ui import resources
-from ui.answers import DECLINED
 from ui.evidence import around, card_evidence, compact_evidence
 from ui.text import LEGEND, UNSUPPORTED, attributed_answer, escape
 
@@ -108,6 +108,20 @@ def test_a_declined_answer_says_the_model_found_no_answer_and_keeps_the_sources_
     assert "**Sources (sent to the LLM)**" in texts(answer.markdown)
     assert len(source_titles(answer)) == 3
     assert sum("<mark" in h for h in htmls(answer)) == 3, "with their evidence"
+
+
+def test_an_answer_no_source_supports_says_it_is_not_from_the_documents_and_keeps_its_text(monkeypatch, stocked):
+    script(monkeypatch, MOON)
+    at = start()
+    at.toggle(key="rerank").set_value(False).run()  # the bi-encoder judges, and the moon is far from every source
+    answer = last_answer(ask(at, REFUND))
+    (warning,) = texts(answer.warning)
+    assert warning.startswith(f"**{UNSUPPORTED_ANSWER}** It wrote:") and escape(MOON) in warning
+    assert not answer.info and LEGEND not in texts(answer.caption)
+    assert "**Sources (sent to the LLM; none supports the answer)**" in texts(answer.markdown)
+    assert len(source_titles(answer)) == 3
+    at.run()
+    assert texts(last_answer(at).warning) == [warning], "a redraw from the session shows the same"
 
 
 def test_a_declined_answer_is_not_used_to_rewrite_the_next_question(monkeypatch, stocked):

@@ -1,9 +1,10 @@
 """The app in a real Chromium: `streamlit run app.py` as a subprocess on a temporary store, the stand-in LLM and the
 shared cross-encoder; upload, ask, see the cited sources, switch reranking off, compare; judge questions on the
-Evaluate page.
+Evaluate page; see a question the documents do not answer declined.
 
-Screenshots of the four pages go to the test's temporary folder; with UPDATE_SCREENSHOTS=1 also to
-docs/screenshots/ (chat.png, documents.png, compare.png, evaluate.png).
+Screenshots of the four pages and of the declined question go to the test's temporary folder; with
+UPDATE_SCREENSHOTS=1 also to docs/screenshots/ (chat.png, chat-declined.png, documents.png, compare.png,
+evaluate.png).
 """
 
 from __future__ import annotations
@@ -123,6 +124,10 @@ def wait_until_idle(page) -> None:
     page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=WAIT_MS)
 
 
+OFF_TOPIC = "What is the capital of Australia?"
+DECLINES = re.compile("do not seem to cover this question|do not support this answer|do not answer this")
+
+
 def test_upload_ask_see_cited_sources_switch_reranking_off_and_compare(app_url, browser, screenshot):
     from playwright.sync_api import expect
 
@@ -181,12 +186,22 @@ def test_upload_ask_see_cited_sources_switch_reranking_off_and_compare(app_url, 
     answer.get_by_text("Text of the chunk").first.click()
     expect(answer.get_by_test_id("stText").first).to_be_visible()
 
+    # A question the documents do not answer is declined, as the gate's "not covered" or as an answer that no
+    # source supports (whichever stops it, the user reads that the documents do not hold the answer).
+    page.get_by_test_id("stChatInputTextArea").fill(OFF_TOPIC)
+    page.keyboard.press("Enter")
+    off_topic = page.get_by_test_id("stChatMessage").nth(3)
+    expect(off_topic.get_by_text(DECLINES).first).to_be_visible()
+    expect(off_topic.locator("[id='turn1-source-1']")).to_be_attached()
+    wait_until_idle(page)
+    screenshot(page, "chat-declined")
+
     # Reranking off: the next answer's sources come in bi-encoder order, without cross-encoder scores.
     page.get_by_text("Rerank with cross-encoder").click()
     page.get_by_test_id("stChatInputTextArea").fill("What port does Ollama use?")
     page.keyboard.press("Enter")
-    second = page.get_by_test_id("stChatMessage").nth(3)
-    expect(second.locator("[id='turn1-source-3']")).to_be_attached()
+    second = page.get_by_test_id("stChatMessage").nth(5)
+    expect(second.locator("[id='turn2-source-3']")).to_be_attached()
     scores = second.get_by_text("not reranked")
     expect(scores).to_have_count(3)
     assert [s.split("(#")[1].split(")")[0] for s in scores.all_inner_texts()] == ["1", "2", "3"]

@@ -20,6 +20,7 @@ import pytest
 
 from rag.conversation_export import to_dict, to_json, to_markdown
 from rag.conversations import SCHEMA_VERSION, ConversationStore, SavedTurn, source_states
+from rag.declines import DECLINED, UNSUPPORTED_ANSWER
 from rag.errors import ConversationsError, UnreadableConversations
 from rag.pipeline import Pipeline
 from rag.results import Source
@@ -253,6 +254,21 @@ def test_markdown_export_names_every_source_of_every_answer_with_its_text(settin
     assert data["format"] == "rag-conversation" and data["conversation"]["id"] == conversation_id
     assert [t["question"] for t in data["turns"]] == [REFUND, "And where do they ship from?"]
     assert data["turns"][1]["sources"] == [{**s.to_dict(), "state": None} for s in turns[1].sources]
+
+
+def test_markdown_export_says_which_answers_are_not_from_the_documents(settings, store, cross_encoder, conversations):
+    pipeline = scripted(settings, store, cross_encoder, "Penguins often nest in the hot Sahara desert.",
+                        "The documents do not say.")
+    pipeline.library.ingest_bytes("policy.md", POLICY.encode())
+    unsupported, declined = answered(pipeline, REFUND), answered(pipeline, "Where do orders ship from?")
+    assert (unsupported.outcome, declined.outcome) == ("unsupported", "declined")
+    conversation_id = conversations.save_turn(None, unsupported)
+    conversations.save_turn(conversation_id, declined)
+    turns = conversations.turns(conversation_id)
+    assert [t.outcome for t in turns] == ["unsupported", "declined"], "the outcome is saved as it was"
+    first, second = to_markdown(conversations.get(conversation_id), turns).split("\n## ")[1:]
+    assert f"**{UNSUPPORTED_ANSWER}** It wrote:\n\nPenguins often nest in the hot Sahara desert." in first
+    assert f"**{DECLINED}** It wrote:\n\nThe documents do not say." in second
 
 
 def test_markdown_export_keeps_what_documents_and_the_llm_wrote_as_text(conversations):

@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
+from rag.declines import DECLINED, UNSUPPORTED_ANSWER
 from rag.errors import RagError
 from rag.results import Answer, AnswerSentence, Evidence, Source
 
 from . import notices
 from .text import LEGEND, attributed_answer, escape, linked_answer
-
-DECLINED = "The model says your documents do not answer this."
 
 
 @dataclass(kw_only=True)
@@ -66,7 +65,8 @@ def show(reply: Reply, anchors: str | None = None) -> None:
 
     With `anchors`, citations link to the sources' anchors; once the answer's sentences are attributed, each
     sentence carries the chunk found to support it where the model did not cite it, or a mark where none does,
-    with a legend under the answer. A decline and "not covered" are messages of their own.
+    with a legend under the answer. A decline, an answer no source supports and "not covered" are messages of
+    their own.
     """
     numbers = {s.number for s in reply.sources if s.number}
     show_rerank_notice(reply)
@@ -74,6 +74,8 @@ def show(reply: Reply, anchors: str | None = None) -> None:
         st.info(escape(reply.text), icon=":material/search_off:")
     elif reply.outcome == "declined":
         st.info(f"**{DECLINED}** It wrote:  \n{escape(reply.text)}", icon=":material/unknown_document:")
+    elif reply.outcome == "unsupported":
+        st.warning(f"**{UNSUPPORTED_ANSWER}** It wrote:  \n{escape(reply.text)}", icon=":material/report:")
     elif reply.text and anchors and reply.sentences:
         st.markdown(attributed_answer(reply.text, reply.sentences, anchors, numbers))
         st.caption(LEGEND)

@@ -25,7 +25,8 @@ from .text import escape
 log = logging.getLogger(__name__)
 _LLM_ERRORS = (OllamaUnreachable, ModelNotPulled, LLMError)
 # A declined answer's sources were read by the model, which found no answer in them: say that they were sent.
-SOURCES_HEADINGS = {"not_covered": "Closest passages (not sent to the LLM)", "declined": "Sources (sent to the LLM)"}
+SOURCES_HEADINGS = {"not_covered": "Closest passages (not sent to the LLM)", "declined": "Sources (sent to the LLM)",
+                    "unsupported": "Sources (sent to the LLM; none supports the answer)"}
 
 
 @dataclass(kw_only=True)
@@ -52,11 +53,14 @@ def turns() -> list[Turn]:
 
 
 def conversation(past: list[Turn]) -> list[tuple[str, str]]:
-    """(role, text) pairs of the answered turns, for rewriting follow-ups."""
+    """(role, text) pairs of the answered turns, for rewriting follow-ups. Of an answer no source supports, only
+    the question: it still says what the user is asking about, the answer would carry its error into the rewrite."""
     pairs: list[tuple[str, str]] = []
     for turn in past:
         if turn.text and turn.outcome == "answered":
             pairs += [("user", turn.question), ("assistant", turn.text)]
+        elif turn.text and turn.outcome == "unsupported":
+            pairs.append(("user", turn.question))
     return pairs
 
 
