@@ -11,7 +11,7 @@ from langchain_core.embeddings import Embeddings
 
 from .errors import ModelLoadError
 from .models import describe_load_failure, quiet_model_loading, resolve_model, torch_dtype
-from .quantize import Encoder, choose_format, format_name, load_int8
+from .quantize import OPENVINO_FLOAT32, Encoder, choose_copy, choose_format, format_name, load_int8
 from .settings import Settings
 
 
@@ -37,20 +37,22 @@ class BiEncoder(Embeddings):
         except Exception as exc:  # hub errors, missing files and bad configs all surface differently
             raise describe_load_failure("embedding model", name, "RAG_EMBEDDING_MODEL", exc) from exc
         self.format, self.notice = format_name(self.dtype), choice.notice
-        self._int8: tuple[Encoder, Callable] | None = None
-        if choice.int8:  # int8 where it was asked for, or where `auto` measured it fastest; torch otherwise
+        self._openvino: tuple[Encoder, Callable] | None = None
+        if choice.int8:  # int8 where asked for or fastest; OpenVINO float32 where `auto` found it faster; else torch
             loaded = load_int8("bi-encoder", name, source, quantized_cache, self._model.tokenizer,
                                self._model.max_seq_length)
-            if loaded.usable and (precision == "int8" or loaded.faster):
-                self._int8 = (Encoder("bi-encoder", self._model.tokenizer, self._model.max_seq_length), loaded.model)
-                self.format = loaded.format
+            copy = choose_copy(precision, loaded)
+            if copy != "torch":
+                encoder = Encoder("bi-encoder", self._model.tokenizer, self._model.max_seq_length)
+                self._openvino = (encoder, loaded.model if copy == "int8" else loaded.load_float32())
+                self.format = loaded.format if copy == "int8" else OPENVINO_FLOAT32
             self.notice = loaded.notice
         dimension = self._model.get_embedding_dimension()
         if not dimension:
             raise ModelLoadError(f"{name} is not a sentence-embedding model (no output dimension)")
         self.dimension: int = int(dimension)
-        if self._int8 is not None:
-            # The int8 copy computes every vector: the float weights would only hold memory (about 90 MB). The
+        if self._openvino is not None:
+            # The OpenVINO copy computes every vector: torch's weights would only hold memory (about 90 MB). The
             # modules stay (tokenizer, dimension, input limit); a torch forward pass would now fail, not run.
             self._model.to("meta")
         # torch modules are not documented as safe under concurrent forward passes from several threads.
@@ -63,8 +65,8 @@ class BiEncoder(Embeddings):
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
-        if self._int8 is not None:
-            encoder, forward = self._int8
+        if self._openvino is not None:
+            encoder, forward = self._openvino
             with self._lock:
                 return encoder.embed(forward, list(texts), self.batch_size).tolist()
         with self._lock:

@@ -7,6 +7,10 @@ on pools of 20 chunks it was not calibrated on: it is used only if at least 29 o
 same (`MIN_TOP3_AGREEMENT`). The build also times float32, bfloat16 (where native) and int8 on those pools, so that
 `auto` takes int8 only where it is the fastest format that passed on this CPU.
 
+The same build keeps the converted model unquantized as well (`model-float32.xml`): float32 computed by OpenVINO's
+kernels instead of torch's. It is checked and timed beside the others; on a CPU where int8 is not faster (AVX2
+without VNNI) `auto` takes it where it was faster than torch float32 and kept the rankings (`choose_copy`).
+
 The copy lives in `<quantized_cache>/<kind>-<source hash>/` with `provenance.json` (source model and its hash, format,
 calibration file and its hash, libraries, CPU, check and timings); a change of the source model, of the calibration
 file or of `BUILD_VERSION` builds a new copy. Loading needs no network. Missing packages (openvino and nncf, in
@@ -34,7 +38,7 @@ import numpy as np
 Kind = Literal["cross-encoder", "bi-encoder"]
 FORMATS = ("auto", "float32", "bfloat16", "int8")
 CALIBRATION = Path(__file__).resolve().parent / "data" / "calibration.jsonl.gz"
-BUILD_VERSION = 2  # 2: formats timed interleaved
+BUILD_VERSION = 3  # 2: formats timed interleaved; 3: an OpenVINO float32 copy beside the int8 one
 MIN_TOP3_AGREEMENT = 29 / 30
 INT8_PACKAGES = ("openvino", "nncf")
 Forward = Callable[[dict[str, np.ndarray]], np.ndarray]
@@ -104,6 +108,8 @@ class Int8Load:
     format: str = "int8 (OpenVINO, static)"
     provenance: dict = field(default_factory=dict)
     notice: str | None = None
+    load_float32: Callable[[], Forward] | None = None
+    """Compiles the OpenVINO float32 copy (only when it is chosen: it costs a second and its weights' memory)."""
 
     @property
     def usable(self) -> bool:
@@ -112,9 +118,31 @@ class Int8Load:
     @property
     def faster(self) -> bool:
         """Usable, and faster than every torch format that this CPU computes natively (timed when it was built)."""
+        return self.usable and self._fastest_of_torch("int8")
+
+    @property
+    def float32_faster(self) -> bool:
+        """The OpenVINO float32 copy kept float32's rankings and was faster than every torch format here."""
+        check = self.provenance.get("check_openvino_float32", {})
+        return self.load_float32 is not None and bool(check.get("passed")) and self._fastest_of_torch(FLOAT32_COPY)
+
+    def _fastest_of_torch(self, name: str) -> bool:
         timings = self.provenance.get("timings_ms", {})
-        others = [ms for name, ms in timings.items() if name != "int8"]
-        return self.usable and "int8" in timings and all(timings["int8"] < ms for ms in others)
+        torch_formats = [ms for fmt, ms in timings.items() if fmt not in ("int8", FLOAT32_COPY)]
+        return name in timings and all(timings[name] < ms for ms in torch_formats)
+
+
+FLOAT32_COPY = "openvino-float32"
+OPENVINO_FLOAT32 = "float32 (OpenVINO)"  # the format's name where it is shown
+
+
+def choose_copy(precision: str, loaded: Int8Load) -> str:
+    """Which copy an encoder computes with: "int8", FLOAT32_COPY (only for `auto`) or "torch"."""
+    if loaded.usable and (precision == "int8" or loaded.faster):
+        return "int8"
+    if precision == "auto" and not loaded.faster and loaded.float32_faster:
+        return FLOAT32_COPY
+    return "torch"
 
 
 def load_int8(kind: Kind, name: str, source: str, cache: Path | None, tokenizer, max_length: int) -> Int8Load:
@@ -139,11 +167,13 @@ def load_int8(kind: Kind, name: str, source: str, cache: Path | None, tokenizer,
                           flush=True)
                     provenance = build(kind, source, folder, tokenizer, max_length, wanted)
         model = _compile(folder / "model.xml", cache / "openvino-cache")
+        float32_xml = folder / "model-float32.xml"
+        load_float32 = (lambda: _compile(float32_xml, cache / "openvino-cache")) if float32_xml.is_file() else None
         c = provenance["check"]
         notice = None if c["passed"] else (
             f"int8 {kind} not used: it kept {c['top3_same']} of {c['top3_total']} top-3 chunks of float32's on the "
             f"check pools (needs {MIN_TOP3_AGREEMENT:.0%}); provenance in {folder}")
-        return Int8Load(model=model, provenance=provenance, notice=notice)
+        return Int8Load(model=model, provenance=provenance, notice=notice, load_float32=load_float32)
     except Exception as exc:  # a failed build or load must not take the encoder down: torch is the fallback
         first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         return Int8Load(notice=f"int8 {kind} could not be built or loaded ({type(exc).__name__}: {first}); "
@@ -295,6 +325,7 @@ def build(kind: Kind, source: str, folder: Path, tokenizer, max_length: int, wan
     with warnings.catch_warnings():  # tracing warns about Python-side branches; the check below is what counts
         warnings.simplefilter("ignore")
         converted = ov.convert_model(model, example_input={k: torch.from_numpy(v) for k, v in example.items()})
+    ov.save_model(converted, str(folder / "model-float32.xml"), compress_to_fp16=False)
     inputs = pairs if kind == "cross-encoder" else list(dict.fromkeys(t for pair in pairs for t in pair))
     calibration = [encoder.padded([item]) for item in inputs]  # one input per sample: no padding in the ranges
     # NNCF draws progress bars on stdout, which `--json` commands keep for their output: they go to stderr.
@@ -306,7 +337,8 @@ def build(kind: Kind, source: str, folder: Path, tokenizer, max_length: int, wan
 
     # The check: int8 against float32 on pools the calibration never saw; and each format timed on them.
     int8 = _compile(folder / "model.xml", folder.parent / "openvino-cache")
-    forwards = {"float32": _torch_forward(model), "int8": int8}
+    forwards = {"float32": _torch_forward(model), "int8": int8,
+                FLOAT32_COPY: _compile(folder / "model-float32.xml", folder.parent / "openvino-cache")}
     if torch_dtype("auto", "cpu") == torch.bfloat16:
         forwards["bfloat16"] = _torch_forward(_torch_model(kind, source).to(torch.bfloat16))
     scores: dict[str, list[list[float]]] = {fmt: [] for fmt in forwards}
@@ -320,8 +352,10 @@ def build(kind: Kind, source: str, folder: Path, tokenizer, max_length: int, wan
             scores[fmt].append(encoder.scores(forwards[fmt], pool))
             times[fmt].append((time.perf_counter() - start) * 1000)
     timings = {fmt: round(statistics.median(t), 1) for fmt, t in times.items()}
-    same = sum(len(set(top3(a)) & set(top3(b))) for a, b in zip(scores["int8"], scores["float32"]))
-    total = 3 * len(pools)
+    def agreement(fmt: str) -> int:
+        return sum(len(set(top3(a)) & set(top3(b))) for a, b in zip(scores[fmt], scores["float32"]))
+
+    same, same_float32, total = agreement("int8"), agreement(FLOAT32_COPY), 3 * len(pools)
     import importlib.metadata as md
 
     provenance = {
@@ -332,6 +366,8 @@ def build(kind: Kind, source: str, folder: Path, tokenizer, max_length: int, wan
         "cpu": cpu_kind(), "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "build_seconds": round(build_s, 1),
         "check": {"top3_same": same, "top3_total": total, "passed": same >= MIN_TOP3_AGREEMENT * total},
+        "check_openvino_float32": {"top3_same": same_float32, "top3_total": total,
+                                   "passed": same_float32 >= MIN_TOP3_AGREEMENT * total},
         "timings_ms": timings,
     }
     (folder / "provenance.json").write_text(json.dumps(provenance, indent=1))
@@ -343,7 +379,7 @@ def top3(scores: Sequence[float]) -> list[int]:
 
 
 def _compile(xml: Path, cache_dir: Path) -> Forward:
-    """The int8 model compiled for the CPU; the compiled blob is cached so that later loads are quick."""
+    """An OpenVINO copy compiled for the CPU; the compiled blob is cached so that later loads are quick."""
     import openvino as ov
 
     core = ov.Core()

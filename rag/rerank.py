@@ -19,7 +19,7 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict
 
 from .models import describe_load_failure, quiet_model_loading, resolve_model, torch_dtype
-from .quantize import choose_format, format_name, load_int8
+from .quantize import OPENVINO_FLOAT32, choose_copy, choose_format, format_name, load_int8
 from .settings import Settings
 
 # Metadata keys the retriever and the compressor write, read by the pipeline.
@@ -55,12 +55,14 @@ class SentenceTransformerCrossEncoder(BaseCrossEncoder):
         self._torch_model = self._model.transformers_model
         self._forward = self._torch_forward
         self.format, self.notice = format_name(self.dtype), choice.notice
-        if choice.int8:  # int8 where it was asked for, or where `auto` measured it fastest; torch otherwise
+        if choice.int8:  # int8 where asked for or fastest; OpenVINO float32 where `auto` found it faster; else torch
             loaded = load_int8("cross-encoder", name, source, quantized_cache, self._tokenizer,
                                self._model.max_seq_length)
-            if loaded.usable and (precision == "int8" or loaded.faster):
-                self._forward, self.format = loaded.model, loaded.format
-                # The int8 copy computes every score: the float weights would only hold memory (about 90 MB).
+            copy = choose_copy(precision, loaded)
+            if copy != "torch":
+                self._forward, self.format = ((loaded.model, loaded.format) if copy == "int8" else
+                                              (loaded.load_float32(), OPENVINO_FLOAT32))
+                # The OpenVINO copy computes every score: torch's weights would only hold memory (about 90 MB).
                 self._torch_model.to("meta")
             self.notice = loaded.notice
         self._lock = threading.Lock()

@@ -4,7 +4,7 @@ Evaluate page; see a question the documents do not answer declined.
 
 Screenshots of the four pages and of the declined question go to the test's temporary folder; with
 UPDATE_SCREENSHOTS=1 also to docs/screenshots/ (chat.png, chat-declined.png, documents.png, compare.png,
-evaluate.png).
+compare-declined.png, evaluate.png).
 """
 
 from __future__ import annotations
@@ -224,6 +224,17 @@ def test_upload_ask_see_cited_sources_switch_reranking_off_and_compare(app_url, 
     for side in ("bi-encoder", "cross-encoder"):  # each sent chunk with its evidence sentence highlighted
         expect(page.locator(f"[id^='compare-{side}-source-'] mark")).to_have_count(3)
     screenshot(page, "compare")
+
+    # Compare declines too: each side's answer to a question the documents do not answer says so.
+    page.get_by_label("Question").fill(OFF_TOPIC)
+    page.get_by_label("Question").press("Enter")
+    wait_until_idle(page)
+    page.get_by_role("button", name="Generate both answers").click()
+    for side in ("bi-encoder", "cross-encoder"):
+        expect(page.get_by_text(f"Answer from the {side} top 3")).to_be_visible()
+    wait_until_idle(page)
+    expect(page.get_by_text(DECLINES)).to_have_count(2)
+    screenshot(page, "compare-declined")
     assert elsewhere == []
 
 

@@ -1,5 +1,5 @@
-"""Number formats: which one an encoder runs in, the int8 copies' cache and provenance, the fallback to torch, and
-int8 keeping float32's rankings. Real models and real OpenVINO builds throughout (small calibration sets where the
+"""Number formats: which one an encoder runs in, the int8 copies' cache and provenance (with the OpenVINO float32
+copy beside them), the fallback to torch, and int8 keeping float32's rankings. Real models and real OpenVINO builds throughout (small calibration sets where the
 test is about the cache, the full one where it is about the rankings)."""
 
 from __future__ import annotations
@@ -10,11 +10,15 @@ import shutil
 import statistics
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from sentence_transformers import CrossEncoder
+from transformers import AutoModelForSequenceClassification
 
 from rag import quantize
-from rag.quantize import Int8Load, choose_format, cpu_kind, load_int8, read_calibration, source_digest, top3
+from rag.quantize import (FLOAT32_COPY, Encoder, Int8Load, choose_copy, choose_format, cpu_kind, load_int8,
+                          read_calibration, source_digest, top3)
 from rag.rerank import SentenceTransformerCrossEncoder
 
 from tests.conftest import EMBEDDER, RERANKER
@@ -73,6 +77,24 @@ def test_auto_takes_int8_only_where_it_passed_and_was_timed_fastest():
     assert not failed.usable and not failed.faster
 
 
+def test_auto_takes_the_openvino_float32_copy_only_where_int8_is_not_faster_and_it_was():
+    def loaded(int8_ms, copy_ms, copy_passed=True, int8_passed=True):
+        return Int8Load(model=print, load_float32=lambda: print,
+                        provenance={"check": {"passed": int8_passed},
+                                    "check_openvino_float32": {"passed": copy_passed},
+                                    "timings_ms": {"float32": 1400, "int8": int8_ms, FLOAT32_COPY: copy_ms}})
+
+    assert choose_copy("auto", loaded(int8_ms=300, copy_ms=1200)) == "int8", "a VNNI CPU: int8 is fastest"
+    assert choose_copy("auto", loaded(int8_ms=1500, copy_ms=1250)) == FLOAT32_COPY, "AVX2: int8 is slower"
+    assert choose_copy("auto", loaded(int8_ms=1500, copy_ms=1450)) == "torch", "the copy is no faster than torch"
+    assert choose_copy("auto", loaded(int8_ms=1500, copy_ms=1250, copy_passed=False)) == "torch"
+    assert choose_copy("auto", loaded(int8_ms=300, copy_ms=1250, int8_passed=False)) == FLOAT32_COPY
+    assert choose_copy("int8", loaded(int8_ms=1500, copy_ms=1250)) == "int8", "asked for, int8 it is"
+    assert choose_copy("int8", loaded(int8_ms=300, copy_ms=1250, int8_passed=False)) == "torch"
+    assert choose_copy("auto", Int8Load(model=print, provenance={"check": {"passed": True},
+                                                                 "timings_ms": {"float32": 9, "int8": 20}})) == "torch"
+
+
 @needs_int8
 def test_the_int8_copy_is_built_once_with_provenance_and_rebuilt_when_the_source_changes(monkeypatch, tmp_path):
     monkeypatch.setattr(quantize, "CALIBRATION", small_calibration(tmp_path))
@@ -91,6 +113,16 @@ def test_the_int8_copy_is_built_once_with_provenance_and_rebuilt_when_the_source
     assert p["check"]["top3_total"] == 6 and set(p["timings_ms"]) >= {"float32", "int8"}
     folders = list(cache.glob("cross-encoder-*"))
     assert len(folders) == 1 and (folders[0] / "model.xml").is_file()
+    # Beside it, the unquantized OpenVINO copy: checked, timed, and computing what torch float32 computes.
+    assert (folders[0] / "model-float32.xml").is_file() and FLOAT32_COPY in p["timings_ms"]
+    assert p["check_openvino_float32"]["top3_total"] == 6
+    features = Encoder("cross-encoder", tokenizer, 256).padded([("what do mitochondria make?", "They make ATP."),
+                                                               ("what do mitochondria make?", "Paris is nice.")])
+    copy = np.asarray(first.load_float32()(features), dtype=np.float32)
+    with torch.inference_mode():
+        reference = AutoModelForSequenceClassification.from_pretrained(str(source)).eval()(
+            **{k: torch.from_numpy(v) for k, v in features.items()}).logits.numpy()
+    assert np.allclose(copy, reference, atol=1e-3), (copy, reference)
 
     again = load_int8("cross-encoder", "my-reranker", str(source), cache, tokenizer, 256)
     assert again.provenance["built_at"] == p["built_at"], "an unchanged source is not rebuilt"
@@ -103,11 +135,16 @@ def test_the_int8_copy_is_built_once_with_provenance_and_rebuilt_when_the_source
 
 
 @needs_int8
-def test_an_int8_bi_encoder_keeps_no_float_weights_and_still_knows_its_dimension_and_limit():
+@pytest.mark.parametrize("copy", ["int8", FLOAT32_COPY])
+def test_a_bi_encoder_on_an_openvino_copy_keeps_no_float_weights_and_still_knows_its_dimension_and_limit(
+        monkeypatch, copy):
+    from rag import embeddings
     from rag.embeddings import BiEncoder, BiEncoderPairScorer
 
-    model = BiEncoder(EMBEDDER, precision="int8")
-    assert model.format.startswith("int8"), model.notice
+    # Which copy `auto` takes depends on the CPU's timings (and int8's check on it): here the test chooses.
+    monkeypatch.setattr(embeddings, "choose_copy", lambda precision, loaded: copy)
+    model = BiEncoder(EMBEDDER, precision="auto")
+    assert model.format == ("int8 (OpenVINO, static)" if copy == "int8" else "float32 (OpenVINO)"), model.notice
     assert {t.device.type for t in model._model.parameters()} == {"meta"}
     assert (model.dimension, model.max_tokens) == (384, 256)
     scores = BiEncoderPairScorer(model).score([("How long does a refund take?", "A refund takes 14 days."),
