@@ -37,6 +37,20 @@ def tiny(tmp_path):
     return qa, docs, off
 
 
+MAGMA = QA[0][0]
+
+
+def scripted_answer(tmp_path, store, cross_encoder, reply: str, question: str = MAGMA, **settings):
+    """`question` asked over DOCS, the LLM replying `reply`: (the consumed answer, the chat model)."""
+    chat = ScriptedChat(reply)
+    pipeline = Pipeline(make_settings(tmp_path, **settings), store, cross_encoder, chat_model=chat)
+    for name, text in DOCS.items():
+        pipeline.library.ingest_bytes(name, text.encode())
+    answer = pipeline.ask(question)
+    answer.consume()
+    return answer, chat
+
+
 @pytest.fixture
 def factory(bi_encoder, cross_encoder):
     return lambda s: Pipeline(s, Store(s, bi_encoder), cross_encoder)
@@ -66,11 +80,7 @@ def test_answers_are_measured_per_mode_with_the_real_llm(tiny, tmp_path, ollama_
 
 
 def test_a_decline_is_its_own_outcome_and_counts_as_declined(tmp_path, store, cross_encoder):
-    chat = ScriptedChat("The documents do not contain the answer.")
-    pipeline = Pipeline(make_settings(tmp_path), store, cross_encoder, chat_model=chat)
-    pipeline.library.ingest_bytes("volcanoes.txt", DOCS["volcanoes.txt"].encode())
-    answer = pipeline.ask("What is magma called when it reaches the surface?")
-    answer.consume()
+    answer, _ = scripted_answer(tmp_path, store, cross_encoder, "The documents do not contain the answer.")
     assert answer.outcome == "declined" and answer.sentences == []
     record = judge(answer, ["lava"])
     assert record["declined"] and not record["contains_gold"] and record["gold_sent"]
@@ -78,12 +88,9 @@ def test_a_decline_is_its_own_outcome_and_counts_as_declined(tmp_path, store, cr
 
 def test_an_answer_no_sent_chunk_supports_is_its_own_outcome_and_counts_as_declined(tmp_path, store, cross_encoder):
     # An off-corpus question that the gate lets through (here: no gate), answered from the model's memory.
-    chat = ScriptedChat("Leonardo da Vinci painted the Mona Lisa. He worked on it in Florence for many years.")
-    pipeline = Pipeline(make_settings(tmp_path, min_rerank_score=0.0), store, cross_encoder, chat_model=chat)
-    for name, text in DOCS.items():
-        pipeline.library.ingest_bytes(name, text.encode())
-    answer = pipeline.ask(OFF[0])
-    assert answer.consume().startswith("Leonardo"), "the text is kept"
+    answer, _ = scripted_answer(tmp_path, store, cross_encoder, "Leonardo da Vinci painted the Mona Lisa. He worked "
+                                "on it in Florence for many years.", OFF[0], min_rerank_score=0.0)
+    assert answer.text.startswith("Leonardo"), "the text is kept"
     assert answer.outcome == "unsupported" and len(answer.sentences) == 2
     assert not any(s.supported or s.attributed for s in answer.sentences)
     record = judge(answer, None)
@@ -93,23 +100,15 @@ def test_an_answer_no_sent_chunk_supports_is_its_own_outcome_and_counts_as_decli
 
 
 def test_an_answer_with_one_supported_sentence_is_answered(tmp_path, store, cross_encoder):
-    chat = ScriptedChat("Penguins often nest in the hot Sahara desert. Magma at the surface is called lava.")
-    pipeline = Pipeline(make_settings(tmp_path), store, cross_encoder, chat_model=chat)
-    for name, text in DOCS.items():
-        pipeline.library.ingest_bytes(name, text.encode())
-    answer = pipeline.ask("What is magma called when it reaches the surface?")
-    answer.consume()
+    answer, _ = scripted_answer(tmp_path, store, cross_encoder,
+                                "Penguins often nest in the hot Sahara desert. Magma at the surface is called lava.")
     assert answer.outcome == "answered" and [s.supported for s in answer.sentences] == [False, True]
     assert judge(answer, ["lava"])["contains_gold"]
 
 
 def test_every_answer_sentence_gets_a_citation_or_a_flag(tmp_path, store, cross_encoder):
-    chat = ScriptedChat("Magma at the surface is called lava. Penguins often nest in the hot Sahara desert.")
-    pipeline = Pipeline(make_settings(tmp_path, context="chunks"), store, cross_encoder, chat_model=chat)
-    for name, text in DOCS.items():
-        pipeline.library.ingest_bytes(name, text.encode())
-    answer = pipeline.ask("What is magma called when it reaches the surface?")
-    answer.consume()
+    answer, _ = scripted_answer(tmp_path, store, cross_encoder, "Magma at the surface is called lava. Penguins often "
+                                "nest in the hot Sahara desert.", context="chunks")
     lava, penguins = answer.sentences
     source = {s.number: s for s in answer.sources}
     assert lava.cited == [] and lava.supported and "lava" in source[lava.attributed[0]].text
@@ -119,12 +118,7 @@ def test_every_answer_sentence_gets_a_citation_or_a_flag(tmp_path, store, cross_
 
 
 def test_only_the_best_evidence_sentence_is_sent_by_default(tmp_path, store, cross_encoder):
-    chat = ScriptedChat("Lava [1].")
-    pipeline = Pipeline(make_settings(tmp_path), store, cross_encoder, chat_model=chat)
-    for name, text in DOCS.items():
-        pipeline.library.ingest_bytes(name, text.encode())
-    answer = pipeline.ask("What is magma called when it reaches the surface?")
-    answer.consume()
+    answer, chat = scripted_answer(tmp_path, store, cross_encoder, "Lava [1].")
     request = chat.sent[0][-1].content
     assert "Magma that reaches the surface of the earth is called lava." in request
     assert "Ash clouds" not in request and "kettle" not in request.lower()
