@@ -19,6 +19,7 @@ from typing import Any
 from .conversations import Conversation, SavedTurn, SourceState, now
 from .declines import DECLINED, UNSUPPORTED_ANSWER
 from .results import Source
+from .text import model_label
 
 FORMAT = "rag-conversation"
 VERSION = 1
@@ -94,7 +95,8 @@ def _source(source: Source, turn: SavedTurn, state: SourceState | None) -> list[
     first = "fused bi-encoder + BM25" if turn.hybrid else "bi-encoder"
     scores = f"{first} {source.bi_score:.4f} (#{source.bi_rank})"
     if source.ce_score is not None:
-        scores += f" · cross-encoder {_label(turn.reranker)}{source.ce_score:.4f} (#{source.ce_rank})"
+        reranker = f"{model_label(turn.reranker)} " if turn.reranker else ""
+        scores += f" · cross-encoder {reranker}{source.ce_score:.4f} (#{source.ce_rank})"
     else:
         scores += " · not reranked"
     label = f"[{source.number}] {source.location}" if source.number else source.location
@@ -107,13 +109,6 @@ def _source(source: Source, turn: SavedTurn, state: SourceState | None) -> list[
         lines += ["The whole chunk:", ""]
     lines += [*fenced(source.text), ""]
     return lines
-
-
-def _label(model: str | None) -> str:
-    """A model setting as a short label and a space: a local folder by its name (a path says nothing to a reader)."""
-    if not model:
-        return ""
-    return (model.rstrip("/").rsplit("/", 1)[-1] if model.startswith(("/", ".", "~")) else model) + " "
 
 
 def literal(text: str | None, lines: bool = False) -> str:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from pathlib import Path
 
 from rag.results import AnswerSentence
+from rag.text import model_label as label_of
 
 # Characters that mean something wherever they stand (emphasis, code, links and images, HTML, LaTeX, tables,
 # strike-through, entities, Streamlit's ":red[...]" directives), and those that do only at the start of a line
@@ -111,11 +111,8 @@ def attributed_answer(text: str, sentences: Sequence[AnswerSentence], prefix: st
 
 
 def model_label(name: str | None) -> str:
-    """A model setting as a short label: a hub id as given, a local folder by its folder name."""
-    if not name:
-        return "?"
-    path = Path(name)
-    return path.name if name.startswith(("/", ".", "~")) or path.is_dir() else name
+    """A model setting as a short label (`rag.text.model_label`); "?" for none."""
+    return label_of(name) if name else "?"
 
 
 def plural(count: int, word: str) -> str:
