@@ -11,7 +11,7 @@ from langchain_core.embeddings import Embeddings
 
 from .errors import ModelLoadError
 from .models import describe_load_failure, quiet_model_loading, resolve_model, torch_dtype
-from .quantize import OPENVINO_FLOAT32, Encoder, choose_copy, choose_format, format_name, load_int8
+from .quantize import Encoder, choose_format, format_name, load_int8, open_copy
 from .settings import Settings
 
 
@@ -41,11 +41,10 @@ class BiEncoder(Embeddings):
         if choice.int8:  # int8 where asked for or fastest; OpenVINO float32 where `auto` found it faster; else torch
             loaded = load_int8("bi-encoder", name, source, quantized_cache, self._model.tokenizer,
                                self._model.max_seq_length)
-            copy = choose_copy(precision, loaded)
-            if copy != "torch":
-                encoder = Encoder("bi-encoder", self._model.tokenizer, self._model.max_seq_length)
-                self._openvino = (encoder, loaded.model if copy == "int8" else loaded.load_float32())
-                self.format = loaded.format if copy == "int8" else OPENVINO_FLOAT32
+            opened = open_copy(precision, loaded)
+            if opened is not None:
+                forward, self.format = opened
+                self._openvino = (Encoder("bi-encoder", self._model.tokenizer, self._model.max_seq_length), forward)
             self.notice = loaded.notice
         dimension = self._model.get_embedding_dimension()
         if not dimension:

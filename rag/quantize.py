@@ -140,9 +140,19 @@ def choose_copy(precision: str, loaded: Int8Load) -> str:
     """Which copy an encoder computes with: "int8", FLOAT32_COPY (only for `auto`) or "torch"."""
     if loaded.usable and (precision == "int8" or loaded.faster):
         return "int8"
-    if precision == "auto" and not loaded.faster and loaded.float32_faster:
+    if precision == "auto" and loaded.float32_faster:
         return FLOAT32_COPY
     return "torch"
+
+
+def open_copy(precision: str, loaded: Int8Load) -> tuple[Forward, str] | None:
+    """The copy `choose_copy` picks, as (forward, format name shown); None where the encoder stays in torch."""
+    copy = choose_copy(precision, loaded)
+    if copy == "int8":
+        return loaded.model, loaded.format
+    if copy == FLOAT32_COPY:
+        return loaded.load_float32(), OPENVINO_FLOAT32
+    return None
 
 
 def load_int8(kind: Kind, name: str, source: str, cache: Path | None, tokenizer, max_length: int) -> Int8Load:

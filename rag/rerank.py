@@ -19,7 +19,7 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict
 
 from .models import describe_load_failure, quiet_model_loading, resolve_model, torch_dtype
-from .quantize import OPENVINO_FLOAT32, choose_copy, choose_format, format_name, load_int8
+from .quantize import choose_format, format_name, load_int8, open_copy
 from .settings import Settings
 
 # Metadata keys the retriever and the compressor write, read by the pipeline.
@@ -58,10 +58,9 @@ class SentenceTransformerCrossEncoder(BaseCrossEncoder):
         if choice.int8:  # int8 where asked for or fastest; OpenVINO float32 where `auto` found it faster; else torch
             loaded = load_int8("cross-encoder", name, source, quantized_cache, self._tokenizer,
                                self._model.max_seq_length)
-            copy = choose_copy(precision, loaded)
-            if copy != "torch":
-                self._forward, self.format = ((loaded.model, loaded.format) if copy == "int8" else
-                                              (loaded.load_float32(), OPENVINO_FLOAT32))
+            opened = open_copy(precision, loaded)
+            if opened is not None:
+                self._forward, self.format = opened
                 # The OpenVINO copy computes every score: torch's weights would only hold memory (about 90 MB).
                 self._torch_model.to("meta")
             self.notice = loaded.notice

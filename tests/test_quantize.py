@@ -138,11 +138,10 @@ def test_the_int8_copy_is_built_once_with_provenance_and_rebuilt_when_the_source
 @pytest.mark.parametrize("copy", ["int8", FLOAT32_COPY])
 def test_a_bi_encoder_on_an_openvino_copy_keeps_no_float_weights_and_still_knows_its_dimension_and_limit(
         monkeypatch, copy):
-    from rag import embeddings
     from rag.embeddings import BiEncoder, BiEncoderPairScorer
 
     # Which copy `auto` takes depends on the CPU's timings (and int8's check on it): here the test chooses.
-    monkeypatch.setattr(embeddings, "choose_copy", lambda precision, loaded: copy)
+    monkeypatch.setattr(quantize, "choose_copy", lambda precision, loaded: copy)
     model = BiEncoder(EMBEDDER, precision="auto")
     assert model.format == ("int8 (OpenVINO, static)" if copy == "int8" else "float32 (OpenVINO)"), model.notice
     assert {t.device.type for t in model._model.parameters()} == {"meta"}
