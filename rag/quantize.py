@@ -8,8 +8,8 @@ same (`MIN_TOP3_AGREEMENT`). The build also times float32, bfloat16 (where nativ
 `auto` takes int8 only where it is the fastest format that passed on this CPU.
 
 The same build keeps the converted model unquantized as well (`model-float32.xml`): float32 computed by OpenVINO's
-kernels instead of torch's. It is checked and timed beside the others; on a CPU where int8 is not faster (AVX2
-without VNNI) `auto` takes it where it was faster than torch float32 and kept the rankings (`choose_copy`).
+kernels instead of torch's. It is checked and timed beside the others; `auto` takes the faster of the two copies
+that kept the rankings and beat torch (`choose_copy`): int8 where VNNI makes it fast, this copy on AVX2 alone.
 
 The copy lives in `<quantized_cache>/<kind>-<source hash>/` with `provenance.json` (source model and its hash, format,
 calibration file and its hash, libraries, CPU, check and timings); a change of the source model, of the calibration
@@ -137,12 +137,17 @@ OPENVINO_FLOAT32 = "float32 (OpenVINO)"  # the format's name where it is shown
 
 
 def choose_copy(precision: str, loaded: Int8Load) -> str:
-    """Which copy an encoder computes with: "int8", FLOAT32_COPY (only for `auto`) or "torch"."""
-    if loaded.usable and (precision == "int8" or loaded.faster):
-        return "int8"
-    if precision == "auto" and loaded.float32_faster:
-        return FLOAT32_COPY
-    return "torch"
+    """Which copy an encoder computes with: "int8", FLOAT32_COPY (only for `auto`) or "torch".
+
+    `auto` takes the fastest, as timed when the copies were built, of those that kept float32's rankings and beat
+    every torch format: int8 or the OpenVINO float32 copy; torch where neither did."""
+    if precision == "int8":
+        return "int8" if loaded.usable else "torch"
+    if precision != "auto":
+        return "torch"
+    timings = loaded.provenance.get("timings_ms", {})
+    candidates = [copy for copy, ok in (("int8", loaded.faster), (FLOAT32_COPY, loaded.float32_faster)) if ok]
+    return min(candidates, key=lambda copy: timings[copy], default="torch")
 
 
 def open_copy(precision: str, loaded: Int8Load) -> tuple[Forward, str] | None:
