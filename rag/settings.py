@@ -78,8 +78,8 @@ class Settings(BaseSettings):
             "statically on real (question, chunk) pairs with OpenVINO (openvino, nncf), built once into "
             "`quantized_cache` and used only if it keeps 29 of 30 top-3 chunks of float32's, else torch with a "
             "notice; `auto`, the fastest of these that kept the rankings on this CPU (timed when the int8 copy is "
-            "built), or float32 computed by OpenVINO (a copy built beside the int8 one) where int8 is not faster "
-            "and that copy is faster than torch. README: 'Number formats'."
+            "built), counting float32 computed by OpenVINO (a copy built beside the int8 one): of the two OpenVINO "
+            "copies that kept the rankings and beat every torch format, the faster. README: 'Number formats'."
         ),
     )
     reranker_precision: Precision = Field(
