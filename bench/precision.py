@@ -1,5 +1,5 @@
-"""Does a faster number format keep the rankings? SciFact ranked with each encoder in float32, bfloat16 and int8,
-nothing else changed.
+"""Does a faster number format keep the rankings? SciFact ranked with each encoder in float32, bfloat16, int8 and
+float32 computed by OpenVINO (`openvino-float32`, the copy `auto` takes on an AVX2-only CPU), nothing else changed.
 
 The corpus goes through the project's own loader and splitter. Search is exact (numpy over every vector, not
 Chroma's approximate index), so that only the number format differs between runs. Claims 181-300 calibrate the
@@ -13,7 +13,7 @@ int8 copies (rag/data/calibration.jsonl.gz), so every figure here is on claims 1
   top-3 chunks the same;
 - the int8 copies' provenance (build time, check on the calibration file's own pools, timings on this CPU).
 
-Run: `scripts/run-bench.sh precision [--rerank-questions 50] [--pool 100] [--formats float32,bfloat16,int8]
+Run: `scripts/run-bench.sh precision [--rerank-questions 50] [--pool 100] [--formats float32,bfloat16,int8,openvino-float32]
 [--json FILE]` (about 30 minutes on 2 idle cores; the first run also builds the int8 copies).
 """
 
@@ -37,11 +37,12 @@ from rag.evaluation import load_beir  # noqa: E402
 from rag.library import split_document  # noqa: E402
 from rag.loaders import load_document  # noqa: E402
 from rag.metrics import dedupe, ndcg_at_k  # noqa: E402
-from rag.quantize import Encoder, load_int8  # noqa: E402
+from rag.quantize import FLOAT32_COPY, OPENVINO_FLOAT32, Encoder, load_int8  # noqa: E402
 from rag.rerank import SentenceTransformerCrossEncoder  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
-FORMATS = ("float32", "bfloat16", "int8")
+FORMATS = ("float32", "bfloat16", "int8", FLOAT32_COPY)
+OPENVINO = ("int8", FLOAT32_COPY)  # the copies the int8 build writes (rag.quantize): measured even if refused
 EVALUATED = 180  # claims 181-300 calibrate the int8 copies
 APP_POOL, MIN_SAME, MAX_LOSS = 20, 29 / 30, 0.005
 
@@ -105,14 +106,14 @@ def main() -> None:
     asked = qids[: args.rerank_questions]
     reference: list[list[int]] = []
     for fmt in formats if asked else ():
-        cross = SentenceTransformerCrossEncoder(args.reranker, precision="float32" if fmt == "int8" else fmt)
-        if fmt == "int8":  # measured even where the build's own check refused it
-            loaded = _int8("cross-encoder", args.reranker, cross, cache)
-            if loaded.model is None:
-                print(f"cross-encoder int8: not available ({loaded.notice})", flush=True)
-                report["rerank"][fmt] = {"unavailable": loaded.notice}
+        cross = SentenceTransformerCrossEncoder(args.reranker, precision="float32" if fmt in OPENVINO else fmt)
+        if fmt in OPENVINO:  # measured even where the build's own check refused it
+            copy = _openvino_copy(_int8("cross-encoder", args.reranker, cross, cache), fmt)
+            if isinstance(copy, str):
+                print(f"cross-encoder {fmt}: not available ({copy})", flush=True)
+                report["rerank"][fmt] = {"unavailable": copy}
                 continue
-            cross._forward, cross.format = loaded.model, loaded.format
+            cross._forward, cross.format = copy
         scores, app_pools = [], []
         for i, q in enumerate(asked):
             pool = candidates[i]
@@ -128,7 +129,7 @@ def main() -> None:
         print(f"reranked ({len(asked)} claims, pools of {args.pool}; top 3 of {APP_POOL}), cross-encoder {fmt}: "
               f"{report['rerank'][fmt]}", flush=True)
 
-    if "int8" in formats:
+    if set(OPENVINO) & set(formats):
         for kind, model, loader in (("bi-encoder", settings.embedding_model, BiEncoder),
                                     ("cross-encoder", args.reranker, SentenceTransformerCrossEncoder)):
             loaded = _int8(kind, model, loader(model, precision="float32"), cache)
@@ -148,14 +149,24 @@ def _int8(kind: str, model: str, encoder, cache: Path):
 
 def _embedder(model: str, fmt: str, cache: Path):
     """(embed texts -> unit vectors, format name) for the bi-encoder in `fmt`, or (None, why not)."""
-    embedder = BiEncoder(model, precision="float32" if fmt == "int8" else fmt)
-    if fmt != "int8":
+    embedder = BiEncoder(model, precision="float32" if fmt in OPENVINO else fmt)
+    if fmt not in OPENVINO:
         return embedder.embed_documents, embedder.format
-    loaded = _int8("bi-encoder", model, embedder, cache)
-    if loaded.model is None:
-        return None, loaded.notice
+    copy = _openvino_copy(_int8("bi-encoder", model, embedder, cache), fmt)
+    if isinstance(copy, str):
+        return None, copy
+    forward, name = copy
     encoder = Encoder("bi-encoder", embedder._model.tokenizer, embedder._model.max_seq_length)
-    return (lambda texts: encoder.embed(loaded.model, texts, embedder.batch_size)), loaded.format
+    return (lambda texts: encoder.embed(forward, texts, embedder.batch_size)), name
+
+
+def _openvino_copy(loaded, fmt: str):
+    """(forward, format name) of the int8 copy or of the OpenVINO float32 copy, or why there is none."""
+    if fmt == "int8":
+        return (loaded.model, loaded.format) if loaded.model is not None else loaded.notice
+    if loaded.load_float32 is None:
+        return loaded.notice or "no OpenVINO float32 copy was built"
+    return loaded.load_float32(), OPENVINO_FLOAT32
 
 
 if __name__ == "__main__":

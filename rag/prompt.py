@@ -91,12 +91,28 @@ def content_words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) >= 3 and w not in _STOPWORDS}
 
 
+# Words by which a follow-up leans on what came before ("what does it cost?", "and the other one?").
+_REFERRING = frozenset(
+    "it its it's they them their theirs this that these those he him his she her there then one ones same other "
+    "others such former latter else previous above".split()
+)
+
+
+def needs_context(question: str) -> bool:
+    """A follow-up that refers back (a referring word) or names too little (under two content words) to stand alone."""
+    words = set(re.findall(r"[a-z']+", question.lower()))
+    return bool(words & _REFERRING) or len(content_words(question)) < 2
+
+
 def standalone_question(reply: str, question: str, history: Sequence[tuple[str, str]]) -> str:
-    """The model's rewrite if it is plausible, else the last user question followed by the follow-up.
+    """The model's rewrite if it is plausible; else, for a follow-up that `needs_context`, the last user question
+    followed by the follow-up; else the follow-up as asked.
 
     Plausible: one line, a question, no longer than the context could explain, and keeping at least one content
     word of the follow-up (small models tend to answer the previous question instead of rewriting the new one).
-    The fallback still gives retrieval the conversation's subject, and the UI shows which was used.
+    The fallback still gives retrieval the conversation's subject where the follow-up leans on it; a question that
+    stands on its own (a change of subject) is searched for as asked, not joined to an unrelated one. The UI
+    shows which was used.
     """
     line = next((ln.strip() for ln in reply.strip().splitlines() if ln.strip()), "")
     line = re.sub(r"^(standalone question|rewritten question|question)\s*:\s*", "", line, flags=re.I).strip(" \"'`")
@@ -104,7 +120,7 @@ def standalone_question(reply: str, question: str, history: Sequence[tuple[str, 
     if line.endswith("?") and len(line) <= 300 and (not wanted or wanted & content_words(line)):
         return line
     previous = next((text.strip() for role, text in reversed(history) if role == "user"), "")
-    return f"{previous} {question}".strip() if previous else question
+    return f"{previous} {question}".strip() if previous and needs_context(question) else question
 
 
 _CITATION = re.compile(r"\[(\s*\d{1,3}(?:\s*,\s*\d{1,3})*\s*)\]")

@@ -74,6 +74,19 @@ def test_an_implausible_rewrite_falls_back_to_the_conversation(reply, expected):
     assert standalone_question(reply, "What is the warranty?", [("user", "Do you sell kettles?")]) == expected
 
 
+@pytest.mark.parametrize("follow_up, joined", [
+    ("What is the capital of Australia?", False),  # a change of subject stands on its own
+    ("How long does shipping to Norway take?", False),
+    ("How much does it cost?", True),  # refers back
+    ("And the other colours?", True),
+    ("Why?", True),  # names too little
+])
+def test_the_fallback_joins_the_previous_question_only_to_a_follow_up_that_leans_on_it(follow_up, joined):
+    history = [("user", "Do you sell kettles?"), ("assistant", "Yes.")]
+    searched = standalone_question("A refund takes 14 days.", follow_up, history)
+    assert searched == (f"Do you sell kettles? {follow_up}" if joined else follow_up)
+
+
 def test_citations_of_chunks_that_were_not_sent_are_removed(store, settings, cross_encoder):
     chat = ScriptedChat("Refunds take 14 days [1], see also [7] and [2, 9].")
     pipeline = Pipeline(settings, store, cross_encoder, chat_model=chat)
