@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .cli_conversations import add_parser as add_conversations_parser
 from .cli_conversations import cmd_conversations
+from .declines import sources_heading
 from .errors import RagError
 from .settings import Settings
 from .text import snippet
@@ -240,8 +241,7 @@ def _print_sources(answer, as_json: bool) -> None:
         print(f"  {snippet(sentence.text, 70)!r}: {' '.join(marks) if sentence.supported else 'NOT SUPPORTED'}")
     if answer.sentences:
         print("  ([n] cited by the model, [n]* attributed after the answer by the supporting chunk)")
-    label = "Closest passages (not sent to the LLM)" if answer.outcome == "not_covered" else "Sources"
-    print(f"\n{label}:")
+    print(f"\n{sources_heading(answer.outcome)}:")
     for s in answer.sources:
         ce = f", cross-encoder {s.ce_score:.4f} (#{s.ce_rank})" if s.ce_score is not None else ""
         print(f"  [{s.number}] {s.location} - bi-encoder {s.bi_score:.4f} (#{s.bi_rank}){ce}: {snippet(s.text)}")

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .conversations import Conversation, SavedTurn, SourceState, now
-from .declines import DECLINED, UNSUPPORTED_ANSWER
+from .declines import DECLINED, UNSUPPORTED_ANSWER, sources_heading
 from .results import Source
 from .text import model_label
 
@@ -66,8 +66,7 @@ def to_markdown(conversation: Conversation, turns: Sequence[SavedTurn],
             lines += [f"*Searched for:* {literal(turn.standalone_question)}", ""]
         lines += _answer(turn)
         if turn.sources:
-            heading = "Closest passages (not sent to the LLM)" if turn.outcome == "not_covered" else "Sources"
-            lines += [f"### {heading}", ""]
+            lines += [f"### {sources_heading(turn.outcome)}", ""]
             for source in turn.sources:
                 lines += _source(source, turn, states.get(source.chunk_id))
     return "\n".join(lines).rstrip("\n") + "\n"

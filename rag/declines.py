@@ -35,6 +35,14 @@ DECLINED = "The model says your documents do not answer this."
 UNSUPPORTED_ANSWER = ("Your documents do not support this answer: no sentence of it is backed by the passages "
                       "it was given, so it does not come from them.")
 
+# What the chunks shown under an answer are, by the answer's outcome (Chat, Compare, the export and the CLI).
+SOURCES_HEADINGS = {"not_covered": "Closest passages (not sent to the LLM)", "declined": "Sources (sent to the LLM)",
+                    "unsupported": "Sources (sent to the LLM; none supports the answer)"}
+
+
+def sources_heading(outcome: str | None) -> str:
+    return SOURCES_HEADINGS.get(outcome or "", "Sources")
+
 
 @dataclass(frozen=True)
 class Gate:

@@ -269,6 +269,8 @@ def test_markdown_export_says_which_answers_are_not_from_the_documents(settings,
     first, second = to_markdown(conversations.get(conversation_id), turns).split("\n## ")[1:]
     assert f"**{UNSUPPORTED_ANSWER}** It wrote:\n\nPenguins often nest in the hot Sahara desert." in first
     assert f"**{DECLINED}** It wrote:\n\nThe documents do not say." in second
+    assert "### Sources (sent to the LLM; none supports the answer)" in first
+    assert "### Sources (sent to the LLM)\n" in second, "the sources say what they were, as in Chat"
 
 
 def test_markdown_export_keeps_what_documents_and_the_llm_wrote_as_text(conversations):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from rag.declines import sources_heading
 from rag.errors import LLMError, ModelNotPulled, NoDocuments, OllamaUnreachable, RagError
 from rag.pipeline import Pipeline
 from rag.results import Answer
@@ -25,10 +26,6 @@ from .text import escape
 log = logging.getLogger(__name__)
 _LLM_ERRORS = (OllamaUnreachable, ModelNotPulled, LLMError)
 # A declined answer's sources were read by the model, which found no answer in them: say that they were sent.
-SOURCES_HEADINGS = {"not_covered": "Closest passages (not sent to the LLM)", "declined": "Sources (sent to the LLM)",
-                    "unsupported": "Sources (sent to the LLM; none supports the answer)"}
-
-
 @dataclass(kw_only=True)
 class Turn(Reply):
     """A question and what became of it."""
@@ -145,7 +142,7 @@ def show_turn(turn: Turn, index: int, states: Mapping[str, str] | None = None) -
         st.caption("Stopped before the answer began.")
     answers.show(turn, anchors=prefix)
     if turn.sources:
-        show_sources(turn.sources, prefix, turn.reranker, SOURCES_HEADINGS.get(turn.outcome, "Sources"), turn.hybrid,
+        show_sources(turn.sources, prefix, turn.reranker, sources_heading(turn.outcome), turn.hybrid,
                      turn.evidence, states)
     if turn.not_saved:
         st.caption(f":orange[:material/warning:] Not saved: {escape(turn.not_saved)}")
