@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 from bench.common import DEFAULT_RERANKER, SCIFACT, cpu_description  # noqa: E402
 from rag.evaluation import load_beir  # noqa: E402
 from rag.models import resolve_model  # noqa: E402
-from rag.quantize import read_calibration  # noqa: E402
+from rag.int8_build import read_calibration  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 

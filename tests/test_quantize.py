@@ -17,8 +17,9 @@ from sentence_transformers import CrossEncoder
 from transformers import AutoModelForSequenceClassification
 
 from rag import quantize
+from rag.int8_build import read_calibration, top3
 from rag.quantize import (FLOAT32_COPY, Encoder, Int8Load, choose_copy, choose_format, cpu_kind, load_int8,
-                          read_calibration, source_digest, top3)
+                          source_digest)
 from rag.rerank import SentenceTransformerCrossEncoder
 
 from tests.conftest import EMBEDDER, RERANKER
