@@ -64,6 +64,8 @@ def to_markdown(conversation: Conversation, turns: Sequence[SavedTurn],
         lines += [f"## {turn.number}. {literal(turn.question)}", ""]
         if turn.rewritten:
             lines += [f"*Searched for:* {literal(turn.standalone_question)}", ""]
+        if turn.rerank_notice:
+            lines += [f"*Not reranked:* {literal(turn.rerank_notice)}", ""]
         lines += _answer(turn)
         if turn.sources:
             lines += [f"### {sources_heading(turn.outcome)}", ""]

@@ -6,7 +6,7 @@ application_id` and versioned by `PRAGMA user_version`:
     conversations(id, title, created_at, updated_at)
     turns(id, conversation_id, number, question, standalone_question, answer, outcome, error, fix, cut_off,
           reranked, reranker, hybrid, embedder, citations, dropped_citations, evidence, sentences, sent,
-          timings, created_at)             -- the JSON columns hold what is only ever read back whole
+          timings, created_at, rerank_notice)   -- the JSON columns hold what is only ever read back whole
     sources(turn_id, number, chunk_id, file, page, start_index, text, bi_rank, bi_score, ce_rank, ce_score)
 
 Several sessions of the app (browser tabs) and the CLI write it at once: it is in WAL mode, every connection
@@ -33,7 +33,7 @@ from .files import move_aside as move_file_aside
 from .results import Answer, AnswerSentence, Evidence, Source, Timings
 from .text import snippet
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: turns.rerank_notice
 APPLICATION_ID = 0x52414743  # "RAGC": tells our file from any other SQLite database at the same path
 MAX_TITLE = 120
 _SQLITE_COMPANIONS = ("-wal", "-shm")
@@ -46,7 +46,7 @@ CREATE TABLE turns (
     outcome TEXT, error TEXT, fix TEXT, cut_off INTEGER NOT NULL, reranked INTEGER NOT NULL, reranker TEXT,
     hybrid INTEGER NOT NULL, embedder TEXT, citations TEXT NOT NULL, dropped_citations TEXT NOT NULL,
     evidence TEXT NOT NULL, sentences TEXT NOT NULL, sent TEXT NOT NULL, timings TEXT NOT NULL,
-    created_at TEXT NOT NULL,
+    created_at TEXT NOT NULL, rerank_notice TEXT,
     UNIQUE (conversation_id, number));
 CREATE TABLE sources (
     turn_id INTEGER NOT NULL REFERENCES turns(id) ON DELETE CASCADE, position INTEGER NOT NULL,
@@ -57,7 +57,7 @@ CREATE INDEX conversations_by_update ON conversations(updated_at);
 """
 _TURN_COLUMNS = ("number", "question", "standalone_question", "answer", "outcome", "error", "fix", "cut_off",
                  "reranked", "reranker", "hybrid", "embedder", "citations", "dropped_citations", "evidence",
-                 "sentences", "sent", "timings", "created_at")
+                 "sentences", "sent", "timings", "created_at", "rerank_notice")
 _SOURCE_COLUMNS = ("number", "chunk_id", "file", "page", "start_index", "text", "bi_rank", "bi_score", "ce_rank",
                    "ce_score")
 
@@ -94,6 +94,8 @@ class SavedTurn:
     fix: str | None = None
     reranked: bool = False
     reranker: str | None = None
+    rerank_notice: str | None = None
+    """Why the sources are in the bi-encoder's order although reranking was asked for (the cross-encoder failed)."""
     hybrid: bool = False
     embedder: str | None = None
     timings: Timings = field(default_factory=Timings)
@@ -113,7 +115,8 @@ class SavedTurn:
                    sentences=list(answer.sentences), sent={s.number: s.text for s in answer.sent if s.number},
                    citations=list(answer.citations),
                    dropped_citations=list(answer.dropped_citations), cut_off=answer.cut_off,
-                   reranked=ranking.reranked, reranker=ranking.reranker, hybrid=ranking.hybrid,
+                   reranked=ranking.reranked, reranker=ranking.reranker, rerank_notice=ranking.rerank_notice,
+                   hybrid=ranking.hybrid,
                    embedder=ranking.embedder, timings=ranking.timings)
 
     def to_dict(self) -> dict[str, Any]:
@@ -305,12 +308,27 @@ class ConversationStore:
                 f"this one reads up to {SCHEMA_VERSION})",
                 fix="update the app; or move the file aside and start with no conversations (the Chat page offers "
                     "to), or set RAG_CONVERSATIONS_PATH to another file")
+        if version < SCHEMA_VERSION:
+            self._upgrade(con)
         return True
+
+    def _upgrade(self, con: sqlite3.Connection) -> None:
+        """Bring a file of an older schema up to this one, in one transaction (another process may be at it too)."""
+        con.execute("BEGIN IMMEDIATE")
+        version = _header(con)[1]
+        for step in _UPGRADES[version - 1:]:
+            con.execute(step)
+        con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        con.execute("COMMIT")
 
     def _unreadable(self, message: str, fix: str | None = None) -> UnreadableConversations:
         return UnreadableConversations(message, self.path, fix=fix or (
             "it was left as it is: move it aside and start with no conversations (the Chat page offers to, and "
             "`python -m rag conversations move-aside` does it), or set RAG_CONVERSATIONS_PATH to another file"))
+
+
+# _UPGRADES[n - 1] takes a file of schema n to n + 1.
+_UPGRADES = ("ALTER TABLE turns ADD COLUMN rerank_notice TEXT",)
 
 
 def _statements() -> list[str]:
@@ -345,7 +363,7 @@ def _turn_row(turn: SavedTurn) -> tuple:
         evidence=json.dumps({str(n): [e.to_dict() for e in spans] for n, spans in turn.evidence.items()}),
         sentences=json.dumps([s.to_dict() for s in turn.sentences]),
         sent=json.dumps({str(n): text for n, text in turn.sent.items()}), timings=json.dumps(turn.timings.to_dict()),
-        created_at=turn.created_at)
+        created_at=turn.created_at, rerank_notice=turn.rerank_notice)
     return tuple(values[c] for c in _TURN_COLUMNS)
 
 
@@ -359,7 +377,7 @@ def _turn(row: Iterable[Any], sources: list[Source]) -> SavedTurn:
         sent={int(n): text for n, text in json.loads(v["sent"]).items()},
         citations=json.loads(v["citations"]), dropped_citations=json.loads(v["dropped_citations"]),
         cut_off=bool(v["cut_off"]), error=v["error"], fix=v["fix"], reranked=bool(v["reranked"]),
-        reranker=v["reranker"], hybrid=bool(v["hybrid"]), embedder=v["embedder"],
+        reranker=v["reranker"], rerank_notice=v["rerank_notice"], hybrid=bool(v["hybrid"]), embedder=v["embedder"],
         timings=Timings(**json.loads(v["timings"])), number=v["number"], created_at=v["created_at"])
 
 

@@ -21,7 +21,7 @@ import pytest
 from rag.conversation_export import to_dict, to_json, to_markdown
 from rag.conversations import SCHEMA_VERSION, ConversationStore, SavedTurn, source_states
 from rag.declines import DECLINED, UNSUPPORTED_ANSWER
-from rag.errors import ConversationsError, UnreadableConversations
+from rag.errors import ConversationsError, ModelLoadError, UnreadableConversations
 from rag.pipeline import Pipeline
 from rag.results import Source
 from tests.conftest import REPO, cli_env, make_settings, run_cli
@@ -71,6 +71,35 @@ def test_a_turn_reads_back_exactly_as_it_was_saved(settings, store, cross_encode
     assert saved.citations == [1]
     (listed,) = conversations.list()
     assert (listed.id, listed.title, listed.turns) == (conversation_id, REFUND, 1)
+
+
+def test_a_turn_answered_without_its_cross_encoder_keeps_why_and_the_export_says_so(settings, store, conversations):
+    def unloadable():
+        raise ModelLoadError("cannot load cross-encoder cross-encoder/not-here: not in the local cache")
+
+    pipeline = Pipeline(settings, store, unloadable, chat_model=ScriptedChat("A refund takes 14 days [1]."))
+    pipeline.library.ingest_bytes("policy.md", POLICY.encode())
+    answer = pipeline.ask(REFUND, fallback=True)
+    answer.consume()
+    conversation_id = conversations.save_turn(None, SavedTurn.from_answer(answer))
+    (saved,) = conversations.turns(conversation_id)
+    assert saved.rerank_notice.startswith("reranking unavailable: cannot load cross-encoder cross-encoder/not-here")
+    assert not saved.reranked and all(s.ce_rank is None for s in saved.sources)
+    markdown = to_markdown(conversations.get(conversation_id), [saved])
+    assert "*Not reranked:* reranking unavailable: cannot load cross-encoder cross-encoder/not-here" in markdown
+
+
+def test_a_file_of_the_first_schema_is_upgraded_once_and_keeps_every_turn(conversations):
+    first = conversations.save_turn(None, SavedTurn("q", "q", answer="a", sources=[source(1)]))
+    with sqlite3.connect(conversations.path) as con:  # as schema 1 made it: no rerank_notice column
+        con.execute("ALTER TABLE turns DROP COLUMN rerank_notice")
+        con.execute("PRAGMA user_version = 1")
+    (old,) = conversations.turns(first)
+    assert (old.question, old.answer, old.sources, old.rerank_notice) == ("q", "a", [source(1)], None)
+    with sqlite3.connect(conversations.path) as con:
+        assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conversations.save_turn(first, SavedTurn("r", "r", rerank_notice="reranking unavailable: no model"))
+    assert [t.rerank_notice for t in conversations.turns(first)] == [None, "reranking unavailable: no model"]
 
 
 def test_a_follow_up_joins_its_conversation_and_the_newest_conversation_is_listed_first(conversations):

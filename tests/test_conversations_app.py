@@ -63,6 +63,19 @@ def test_an_answer_is_saved_listed_and_reopens_exactly_as_it_was_in_a_new_sessio
     assert again.query_params["conversation"] == conversation.id, "the address names it, for a reload"
 
 
+def test_a_reopened_answer_still_says_why_it_was_not_reranked(monkeypatch, stocked, saved_path):
+    use_settings(monkeypatch, stocked.model_copy(update={"reranker_model": "cross-encoder/not-on-this-machine"}))
+    script(monkeypatch, "A refund takes 14 days [1].")
+    at = ask(start(), REFUND)
+    notice = [w for w in texts(last_answer(at).warning) if w.startswith("Reranking unavailable")]
+    assert notice, texts(last_answer(at).warning)
+
+    again = start()
+    open_button(again, REFUND).click().run()
+    assert not again.exception, again.exception
+    assert [w for w in texts(last_answer(again).warning) if w.startswith("Reranking unavailable")] == notice
+
+
 def test_a_follow_up_in_a_reopened_conversation_is_rewritten_with_its_history(monkeypatch, saved_path):
     script(monkeypatch, "A refund takes 14 days [1].")
     ask(start(), REFUND)

@@ -35,7 +35,8 @@ SHOWN = 30  # conversations listed in the sidebar; the CLI lists them all
 def to_turn(saved: SavedTurn) -> Turn:
     """A saved turn as the Chat page keeps and draws it."""
     return Turn(question=saved.question, standalone_question=saved.standalone_question if saved.rewritten else None,
-                reranker=saved.reranker, hybrid=saved.hybrid, sources=list(saved.sources), text=saved.answer,
+                reranker=saved.reranker, rerank_notice=saved.rerank_notice, hybrid=saved.hybrid,
+                sources=list(saved.sources), text=saved.answer,
                 outcome=saved.outcome, error=saved.error, fix=saved.fix, cut_off=saved.cut_off,
                 evidence=dict(saved.evidence), sentences=list(saved.sentences))
 
