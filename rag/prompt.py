@@ -98,10 +98,14 @@ _REFERRING = frozenset(
 )
 
 
+_CONTINUING = re.compile(r"^\W*(and|but|also|so|or|then|what about|how about)\b", re.I)
+
+
 def needs_context(question: str) -> bool:
-    """A follow-up that refers back (a referring word) or names too little (under two content words) to stand alone."""
+    """A follow-up that continues the conversation ("and ...", "what about ..."), refers back (a referring word)
+    or names too little (under two content words) to stand alone."""
     words = set(re.findall(r"[a-z']+", question.lower()))
-    return bool(words & _REFERRING) or len(content_words(question)) < 2
+    return bool(_CONTINUING.match(question) or words & _REFERRING) or len(content_words(question)) < 2
 
 
 def standalone_question(reply: str, question: str, history: Sequence[tuple[str, str]]) -> str:

@@ -78,6 +78,8 @@ def test_an_implausible_rewrite_falls_back_to_the_conversation(reply, expected):
     ("What is the capital of Australia?", False),  # a change of subject stands on its own
     ("How long does shipping to Norway take?", False),
     ("How much does it cost?", True),  # refers back
+    ("And where do orders ship from?", True),  # continues the conversation
+    ("What about descaling kettles?", True),
     ("And the other colours?", True),
     ("Why?", True),  # names too little
 ])
