@@ -37,7 +37,7 @@ from rag.evaluation import load_beir  # noqa: E402
 from rag.library import split_document  # noqa: E402
 from rag.loaders import load_document  # noqa: E402
 from rag.metrics import dedupe, ndcg_at_k  # noqa: E402
-from rag.quantize import FLOAT32_COPY, OPENVINO_FLOAT32, Encoder, load_int8  # noqa: E402
+from rag.quantize import FLOAT32_COPY, Encoder, load_int8, open_named_copy  # noqa: E402
 from rag.rerank import SentenceTransformerCrossEncoder  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
@@ -108,10 +108,12 @@ def main() -> None:
     for fmt in formats if asked else ():
         cross = SentenceTransformerCrossEncoder(args.reranker, precision="float32" if fmt in OPENVINO else fmt)
         if fmt in OPENVINO:  # measured even where the build's own check refused it
-            copy = _openvino_copy(_int8("cross-encoder", args.reranker, cross, cache), fmt)
-            if isinstance(copy, str):
-                print(f"cross-encoder {fmt}: not available ({copy})", flush=True)
-                report["rerank"][fmt] = {"unavailable": copy}
+            loaded = _int8("cross-encoder", args.reranker, cross, cache)
+            copy = open_named_copy(fmt, loaded)
+            if copy is None:
+                why = loaded.notice or f"no {fmt} copy was built"
+                print(f"cross-encoder {fmt}: not available ({why})", flush=True)
+                report["rerank"][fmt] = {"unavailable": why}
                 continue
             cross._forward, cross.format = copy
         scores, app_pools = [], []
@@ -152,21 +154,13 @@ def _embedder(model: str, fmt: str, cache: Path):
     embedder = BiEncoder(model, precision="float32" if fmt in OPENVINO else fmt)
     if fmt not in OPENVINO:
         return embedder.embed_documents, embedder.format
-    copy = _openvino_copy(_int8("bi-encoder", model, embedder, cache), fmt)
-    if isinstance(copy, str):
-        return None, copy
+    loaded = _int8("bi-encoder", model, embedder, cache)
+    copy = open_named_copy(fmt, loaded)
+    if copy is None:
+        return None, loaded.notice or f"no {fmt} copy was built"
     forward, name = copy
     encoder = Encoder("bi-encoder", embedder._model.tokenizer, embedder._model.max_seq_length)
     return (lambda texts: encoder.embed(forward, texts, embedder.batch_size)), name
-
-
-def _openvino_copy(loaded, fmt: str):
-    """(forward, format name) of the int8 copy or of the OpenVINO float32 copy, or why there is none."""
-    if fmt == "int8":
-        return (loaded.model, loaded.format) if loaded.model is not None else loaded.notice
-    if loaded.load_float32 is None:
-        return loaded.notice or "no OpenVINO float32 copy was built"
-    return loaded.load_float32(), OPENVINO_FLOAT32
 
 
 if __name__ == "__main__":

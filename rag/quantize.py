@@ -146,10 +146,15 @@ def choose_copy(precision: str, loaded: Int8Load) -> str:
 
 def open_copy(precision: str, loaded: Int8Load) -> tuple[Forward, str] | None:
     """The copy `choose_copy` picks, as (forward, format name shown); None where the encoder stays in torch."""
-    copy = choose_copy(precision, loaded)
-    if copy == "int8":
+    return open_named_copy(choose_copy(precision, loaded), loaded)
+
+
+def open_named_copy(copy: str, loaded: Int8Load) -> tuple[Forward, str] | None:
+    """The OpenVINO copy named `copy` ("int8" or FLOAT32_COPY), checked or not, as (forward, format name shown);
+    None where there is no such copy ("torch" included)."""
+    if copy == "int8" and loaded.model is not None:
         return loaded.model, loaded.format
-    if copy == FLOAT32_COPY:
+    if copy == FLOAT32_COPY and loaded.load_float32 is not None:
         return loaded.load_float32(), OPENVINO_FLOAT32
     return None
 
