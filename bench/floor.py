@@ -19,6 +19,7 @@ Run: `scripts/run-bench.sh floor [--docs 600] [--speed bench/results/speed-avx2.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import sys
@@ -30,6 +31,8 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import DEFAULT_RERANKER, SCIFACT, cpu_description  # noqa: E402
 from rag.evaluation import load_beir  # noqa: E402
+from rag.library import split_document  # noqa: E402
+from rag.loaders import load_document  # noqa: E402
 from rag.models import resolve_model  # noqa: E402
 from rag.int8_build import read_calibration  # noqa: E402
 from rag.settings import Settings  # noqa: E402
@@ -82,7 +85,6 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
 
-    from langchain_text_splitters import RecursiveCharacterTextSplitter
     from transformers import AutoTokenizer
 
     settings = Settings()
@@ -96,9 +98,9 @@ def main() -> None:
     cross_shape = model_shape(args.reranker)
     rerank_flops = statistics.median(flops(lengths, cross_shape) for lengths in pair_lengths)
 
-    splitter = RecursiveCharacterTextSplitter(chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
-    texts = [data.decode() for _, data in load_beir(SCIFACT).documents[: args.docs]]
-    chunks = [piece for text in texts for piece in splitter.split_text(text)]
+    chunks = [chunk.page_content for name, data in load_beir(SCIFACT).documents[: args.docs]
+              for chunk in split_document(load_document(data, name, max_pages=settings.max_pages), name,
+                                          hashlib.sha256(data).hexdigest(), settings)]
     bi_tokenizer = AutoTokenizer.from_pretrained(str(embedder))
     chunk_lengths = [len(ids) for ids in bi_tokenizer(chunks, truncation=True, max_length=max_seq)["input_ids"]]
     bi_shape = model_shape(embedder)
