@@ -285,8 +285,9 @@ class ConversationStore:
                 con.close()
 
     def _check(self, con: sqlite3.Connection, write: bool) -> bool:
-        """Refuse a file that is not ours or is of a newer schema. Make the tables in a new (empty) file when
-        writing, in WAL mode; return whether the file has them."""
+        """Refuse a file that is not ours or is of a newer schema; bring one of an older schema up to this one
+        (reading too). Make the tables in a new (empty) file when writing, in WAL mode; return whether the file
+        has them."""
         app, version = _header(con)
         if (app, version) == (0, 0):
             if con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
