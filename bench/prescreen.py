@@ -34,7 +34,7 @@ from rag.evaluation import load_beir  # noqa: E402
 from rag.library import split_document  # noqa: E402
 from rag.loaders import load_document  # noqa: E402
 from rag.metrics import dedupe, ndcg_at_k  # noqa: E402
-from rag.rerank import SentenceTransformerCrossEncoder, length_buckets, pad_batch  # noqa: E402
+from rag.rerank import SentenceTransformerCrossEncoder  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 POOL, KEEP = 20, 3
@@ -53,13 +53,7 @@ def score(cross: SentenceTransformerCrossEncoder, pairs: list[tuple[str, str]],
             width = min(limit, len(tokenizer(question, add_special_tokens=False)["input_ids"]) + 3 + passage_tokens)
         for key, value in tokenizer(question, passage, truncation="only_second", max_length=width).items():
             encoded.setdefault(key, []).append(value)
-    lengths = [len(ids) for ids in encoded["input_ids"]]
-    logits = [0.0] * len(pairs)
-    for batch in length_buckets(lengths, 32):
-        out = np.asarray(cross._forward(pad_batch(encoded, batch, tokenizer.pad_token_id or 0)))
-        for i, value in zip(batch, out.reshape(len(batch), -1)[:, 0]):
-            logits[i] = float(value)
-    return logits, sum(lengths)
+    return cross.logits(encoded).tolist(), sum(len(ids) for ids in encoded["input_ids"])
 
 
 def main() -> None:

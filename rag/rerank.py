@@ -95,13 +95,15 @@ class SentenceTransformerCrossEncoder(BaseCrossEncoder):
 
         encoded = self._tokenizer([q for q, _ in pairs], [p for _, p in pairs], truncation=True,
                                   max_length=self._model.max_seq_length)
-        scores = [0.0] * len(pairs)
+        return self._model.activation_fn(torch.from_numpy(self.logits(encoded))).tolist()
+
+    def logits(self, encoded) -> np.ndarray:
+        """The model's first logit for each tokenized pair of `encoded`, in its order (float32, no activation)."""
+        out = np.zeros(len(encoded["input_ids"]), dtype=np.float32)
         for batch in length_buckets([len(ids) for ids in encoded["input_ids"]], self.batch_size):
             logits = self._forward(pad_batch(encoded, batch, self._tokenizer.pad_token_id or 0))
-            values = self._model.activation_fn(torch.from_numpy(np.asarray(logits, dtype=np.float32)))
-            for i, value in zip(batch, values.reshape(len(batch), -1)[:, 0].tolist()):
-                scores[i] = float(value)
-        return scores
+            out[batch] = np.asarray(logits, dtype=np.float32).reshape(len(batch), -1)[:, 0]
+        return out
 
 
 def pad_batch(encoded, indexes: Sequence[int], pad_id: int) -> dict[str, np.ndarray]:
