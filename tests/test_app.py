@@ -263,6 +263,28 @@ def test_with_no_documents_every_page_points_to_the_documents_page(empty):
     assert any("no documents yet" in w for w in texts(at.warning)) and not at.exception
 
 
+def test_a_page_opened_by_its_url_while_another_session_starts_the_navigation_still_gets_its_sidebar(monkeypatch,
+                                                                                                   empty):
+    """Eight sessions opening /documents on a just-started server: Streamlit chose to run the page file alone for
+    one of them, then another session's run called `st.navigation`, which turns Streamlit's process-wide "pages
+    folder" flag off before this page asks for its context. The page must still run inside app.py."""
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.runtime.scriptrunner import script_runner
+
+    page_file_alone = script_runner._mpa_v1
+
+    def another_session_navigates_meanwhile(main_script_path: str) -> None:
+        PagesManager.uses_pages_directory = False
+        page_file_alone(main_script_path)
+
+    monkeypatch.setattr(script_runner, "_mpa_v1", another_session_navigates_meanwhile)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("pages/documents.py").run()
+    assert not at.exception, at.exception
+    assert [t.value for t in at.title] == ["Documents"] and "Add to library" in [b.label for b in at.button]
+    assert at.sidebar.toggle, "app.py drew the sidebar's settings around the page"
+
+
 def test_document_text_and_names_are_shown_as_text_not_markup(monkeypatch, empty, bi_encoder):
     hostile = "Refunds take **14 days** <b>bold</b> ![x](http://example.invalid/x.png) $x^2$ :red[red]."
     stock(empty, bi_encoder, {"_notes_ *x*.md": hostile.encode()})
