@@ -78,12 +78,15 @@ def test_the_default_found_in_the_cache_is_what_the_pipeline_loads(tmp_path, cro
     code = ("import json, sys; from pathlib import Path; from tests.reranker import find_test_reranker; "
             "from rag.rerank import SentenceTransformerCrossEncoder; "
             "chosen = find_test_reranker(shared=Path(sys.argv[1])); "
-            "model = SentenceTransformerCrossEncoder(chosen.name, precision='auto'); "
+            "model = SentenceTransformerCrossEncoder(chosen.name, precision='auto', "
+            "quantized_cache=Path(sys.argv[3])); "
             "print(json.dumps([chosen.name, chosen.found, model.score(json.loads(sys.argv[2]))]))")
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "no-shared"), json.dumps(PAIRS)], env=env,
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    # The copies the session's encoders use (same files, same digest): a fresh HOME would build them again, a minute.
+    copies = Path.home() / ".cache" / "rag" / "quantized"
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "no-shared"), json.dumps(PAIRS), str(copies)],
+                            env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     name, found, scores = json.loads(result.stdout.strip().splitlines()[-1])
     assert (name, found) == (DEFAULT, "the local Hugging Face cache")
