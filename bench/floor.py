@@ -5,8 +5,9 @@ The floor counts only the encoders' multiplications (the linear layers and atten
 on the real token counts) and divides them by the best float32 matrix-product rate this CPU reaches with two threads
 (torch, the model's own shapes). Nothing real can be faster in float32: tokenizing, layer norms, softmax and
 GELU, Chroma and Python all come on top. Where 2x the textbook needs less time than that floor, only a cheaper
-number format (int8 or bfloat16 computed natively) can reach it; the OpenVINO copies' own timings on this CPU (their
-`provenance.json`) show whether one is faster here.
+number format (int8 or bfloat16 computed natively) can reach it. It also measures the same products in int8 as
+ONNX Runtime computes its int8 copy (dynamic quantization counted), and prints the copies' own timings on this CPU
+(their `provenance.json`), which show whether one is faster here.
 
 - rerank: the ten check pools of `rag/data/calibration.jsonl.gz` (SciFact claims 181-190, each with its 20 nearest
   chunks of the project's splitter), question and chunk as the cross-encoder reads them (up to 512 tokens);
@@ -25,6 +26,8 @@ import statistics
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -68,6 +71,45 @@ def float32_rate(shape: dict[str, int], tokens: int, repeats: int = 15) -> float
     return work / best
 
 
+def int8_rate(shape: dict[str, int], tokens: int, repeats: int = 15) -> float:
+    """The same products in int8 as ONNX Runtime computes them in its int8 copy (rag/onnx_copy.py: dynamic, weights
+    per channel), two threads, best of `repeats`; the quantizing of the activations is counted in the time."""
+    import tempfile
+
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    h, inner = shape["hidden_size"], shape["intermediate_size"]
+    rng = np.random.default_rng(0)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.log_severity_level = 2, 3
+    best_total, work = 0.0, 0
+    with tempfile.TemporaryDirectory() as folder:
+        for k, n in ((h, h), (h, inner), (inner, h)):
+            weight = numpy_helper.from_array(rng.standard_normal((k, n)).astype(np.float32), "w")
+            graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "product",
+                                      [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, k])],
+                                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, n])], [weight])
+            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+            model.ir_version = 8
+            plain, quantized = f"{folder}/plain.onnx", f"{folder}/int8.onnx"
+            onnx.save(model, plain)
+            quantize_dynamic(plain, quantized, weight_type=QuantType.QInt8, per_channel=True)
+            session = ort.InferenceSession(quantized, options, providers=["CPUExecutionProvider"])
+            x = rng.standard_normal((tokens, k)).astype(np.float32)
+            session.run(None, {"x": x})
+            best = float("inf")
+            for _ in range(repeats):
+                start = time.perf_counter()
+                session.run(None, {"x": x})
+                best = min(best, time.perf_counter() - start)
+            best_total += best
+            work += 2 * tokens * k * n
+    return work / best_total
+
+
 def copy_timings(settings: Settings) -> dict[str, dict]:
     """The OpenVINO copies' build timings (ms per pool of 20) found in the quantized cache, per encoder kind."""
     found = {}
@@ -107,9 +149,11 @@ def main() -> None:
     chunk_flops = flops(chunk_lengths, bi_shape) / len(chunks)
 
     rate = max(float32_rate(cross_shape, sum(lengths)) for lengths in pair_lengths[:3])
+    rate_int8 = max(int8_rate(cross_shape, sum(lengths)) for lengths in pair_lengths[:3])
     report = {
         "cpu": cpu_description(),
         "float32 GFLOP/s (2 threads, best)": round(rate / 1e9, 1),
+        "int8 GOP/s (ONNX Runtime, dynamic, 2 threads, best)": round(rate_int8 / 1e9, 1),
         "rerank 20": {"tokens per pool, median": statistics.median(sum(x) for x in pair_lengths),
                       "GFLOP per pool": round(rerank_flops / 1e9, 1),
                       "float32 floor ms": round(rerank_flops / rate * 1000)},
@@ -119,7 +163,8 @@ def main() -> None:
         "OpenVINO copies, build timings ms per pool of 20": copy_timings(settings),
     }
     print(f"CPU: {report['cpu']}; float32 matrix products, 2 threads: {report['float32 GFLOP/s (2 threads, best)']} "
-          f"GFLOP/s at best")
+          f"GFLOP/s at best; in int8 (ONNX Runtime, dynamic) "
+          f"{report['int8 GOP/s (ONNX Runtime, dynamic, 2 threads, best)']} GOP/s")
     r, i = report["rerank 20"], report["ingest"]
     print(f"rerank 20: {r['tokens per pool, median']} tokens, {r['GFLOP per pool']} GFLOP per pool -> float32 "
           f"cannot take less than {r['float32 floor ms']} ms")

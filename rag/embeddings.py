@@ -37,21 +37,21 @@ class BiEncoder(Embeddings):
         except Exception as exc:  # hub errors, missing files and bad configs all surface differently
             raise describe_load_failure("embedding model", name, "RAG_EMBEDDING_MODEL", exc) from exc
         self.format, self.notice = format_name(self.dtype), choice.notice
-        self._openvino: tuple[Encoder, Callable] | None = None
-        if choice.int8:  # int8 where asked for or fastest; OpenVINO float32 where `auto` found it faster; else torch
+        self._copy: tuple[Encoder, Callable] | None = None
+        if choice.int8:  # a copy (int8, or OpenVINO float32) where asked for or fastest; else torch
             loaded = load_int8("bi-encoder", name, source, quantized_cache, self._model.tokenizer,
                                self._model.max_seq_length)
             opened = open_copy(precision, loaded)
             if opened is not None:
                 forward, self.format = opened
-                self._openvino = (Encoder("bi-encoder", self._model.tokenizer, self._model.max_seq_length), forward)
+                self._copy = (Encoder("bi-encoder", self._model.tokenizer, self._model.max_seq_length), forward)
             self.notice = loaded.notice
         dimension = self._model.get_embedding_dimension()
         if not dimension:
             raise ModelLoadError(f"{name} is not a sentence-embedding model (no output dimension)")
         self.dimension: int = int(dimension)
-        if self._openvino is not None:
-            # The OpenVINO copy computes every vector: torch's weights would only hold memory (about 90 MB). The
+        if self._copy is not None:
+            # The copy computes every vector: torch's weights would only hold memory (about 90 MB). The
             # modules stay (tokenizer, dimension, input limit); a torch forward pass would now fail, not run.
             self._model.to("meta")
         # torch modules are not documented as safe under concurrent forward passes from several threads.
@@ -64,8 +64,8 @@ class BiEncoder(Embeddings):
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
-        if self._openvino is not None:
-            encoder, forward = self._openvino
+        if self._copy is not None:
+            encoder, forward = self._copy
             with self._lock:
                 return encoder.embed(forward, list(texts), self.batch_size).tolist()
         with self._lock:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import quantize
-from .quantize import FLOAT32_COPY, MIN_TOP3_AGREEMENT, Encoder, Forward, Kind, _compile, cpu_kind
+from . import onnx_copy, quantize
+from .quantize import FLOAT32_COPY, MIN_TOP3_AGREEMENT, ORT_INT8, Encoder, Forward, Kind, _compile, cpu_kind
 
 
 def read_calibration() -> tuple[list[tuple[str, str]], list[tuple[str, list[str]]]]:
@@ -36,14 +36,14 @@ def read_calibration() -> tuple[list[tuple[str, str]], list[tuple[str, list[str]
     return pairs, pools
 
 
-def _torch_model(kind: Kind, source: str):
+def _torch_model(kind: Kind, source: str, **options):
     import torch
     from transformers import AutoModel, AutoModelForSequenceClassification
 
     if kind == "cross-encoder":
-        return AutoModelForSequenceClassification.from_pretrained(source, dtype=torch.float32).eval()
+        return AutoModelForSequenceClassification.from_pretrained(source, dtype=torch.float32, **options).eval()
     _check_mean_pooling(Path(source))
-    return AutoModel.from_pretrained(source, dtype=torch.float32).eval()
+    return AutoModel.from_pretrained(source, dtype=torch.float32, **options).eval()
 
 
 def _check_mean_pooling(folder: Path) -> None:
@@ -92,11 +92,14 @@ def build(kind: Kind, source: str, folder: Path, tokenizer, max_length: int, wan
                                   preset=nncf.QuantizationPreset.MIXED, subset_size=len(calibration))
     ov.save_model(quantized, str(folder / "model.xml"), compress_to_fp16=False)
     build_s = time.perf_counter() - started
+    onnxruntime = _build_onnxruntime_int8(kind, source, folder, example)
 
     # The check: int8 against float32 on pools the calibration never saw; and each format timed on them.
     int8 = _compile(folder / "model.xml", folder.parent / "openvino-cache")
     forwards = {"float32": _torch_forward(model), "int8": int8,
                 FLOAT32_COPY: _compile(folder / "model-float32.xml", folder.parent / "openvino-cache")}
+    if "error" not in onnxruntime:
+        forwards[ORT_INT8] = onnx_copy.open_session(folder / onnx_copy.FILE)
     if torch_dtype("auto", "cpu") == torch.bfloat16:
         forwards["bfloat16"] = _torch_forward(_torch_model(kind, source).to(torch.bfloat16))
     scores: dict[str, list[list[float]]] = {fmt: [] for fmt in forwards}
@@ -114,22 +117,38 @@ def build(kind: Kind, source: str, folder: Path, tokenizer, max_length: int, wan
         return sum(len(set(top3(a)) & set(top3(b))) for a, b in zip(scores[fmt], scores["float32"]))
 
     same, same_float32, total = agreement("int8"), agreement(FLOAT32_COPY), 3 * len(pools)
+    if ORT_INT8 in forwards:
+        onnxruntime["check"] = {"top3_same": agreement(ORT_INT8), "top3_total": total,
+                                "passed": agreement(ORT_INT8) >= MIN_TOP3_AGREEMENT * total}
     import importlib.metadata as md
 
     provenance = {
         **wanted, "kind": kind, "format": "int8 static (OpenVINO IR, NNCF mixed preset)",
         "calibration": {"file": quantize.CALIBRATION.name, "pairs": len(pairs), "check_pools": len(pools),
                         "what": "SciFact test claims 181-300, their float32 bi-encoder pools (bench/calibration.py)"},
-        "libraries": {p: md.version(p) for p in ("openvino", "nncf", "torch", "transformers")},
+        "libraries": {p: md.version(p) for p in ("openvino", "nncf", "torch", "transformers")
+                      + (("onnxruntime", "onnx") if "error" not in onnxruntime else ())},
         "cpu": cpu_kind(), "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "build_seconds": round(build_s, 1),
         "check": {"top3_same": same, "top3_total": total, "passed": same >= MIN_TOP3_AGREEMENT * total},
         "check_openvino_float32": {"top3_same": same_float32, "top3_total": total,
                                    "passed": same_float32 >= MIN_TOP3_AGREEMENT * total},
         "timings_ms": timings,
+        ORT_INT8: onnxruntime,
     }
     (folder / "provenance.json").write_text(json.dumps(provenance, indent=1))
     return provenance
+
+
+def _build_onnxruntime_int8(kind: Kind, source: str, folder: Path, example: dict[str, np.ndarray]) -> dict:
+    """The ONNX Runtime int8 copy (rag/onnx_copy.py): what it is and its build time, or why it could not be built."""
+    started = time.perf_counter()
+    try:
+        onnx_copy.build(_torch_model(kind, source, attn_implementation="eager"), source, folder, example)
+    except Exception as exc:  # optional: without it the OpenVINO copies are what `auto` chooses from
+        return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"}
+    return {"format": "int8 dynamic (ONNX Runtime, weights per channel, BERT operators fused)",
+            "file": onnx_copy.FILE, "build_seconds": round(time.perf_counter() - started, 1)}
 
 
 def top3(scores: Sequence[float]) -> list[int]:

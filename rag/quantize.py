@@ -8,8 +8,10 @@ same (`MIN_TOP3_AGREEMENT`). The build also times float32, bfloat16 (where nativ
 `auto` takes int8 only where it is the fastest format that passed on this CPU.
 
 The same build keeps the converted model unquantized as well (`model-float32.xml`): float32 computed by OpenVINO's
-kernels instead of torch's. It is checked and timed beside the others; `auto` takes the faster of the two copies
-that kept the rankings and beat torch (`choose_copy`): int8 where VNNI makes it fast, this copy on AVX2 alone.
+kernels instead of torch's; and writes a third copy, int8 computed by ONNX Runtime (`rag/onnx_copy.py`: dynamic,
+no calibration), whose int8 kernels are faster than float32 on a CPU without VNNI, where OpenVINO's are not. Each
+is checked and timed beside the others; `auto` takes the fastest copy that kept the rankings and beat torch
+(`choose_copy`).
 
 The copy lives in `<quantized_cache>/<kind>-<source hash>/` with `provenance.json` (source model and its hash, format,
 calibration file and its hash, libraries, CPU, check and timings); a change of the source model, of the calibration
@@ -32,7 +34,7 @@ import numpy as np
 Kind = Literal["cross-encoder", "bi-encoder"]
 FORMATS = ("auto", "float32", "bfloat16", "int8")
 CALIBRATION = Path(__file__).resolve().parent / "data" / "calibration.jsonl.gz"
-BUILD_VERSION = 3  # 2: formats timed interleaved; 3: an OpenVINO float32 copy beside the int8 one
+BUILD_VERSION = 4  # 2: formats timed interleaved; 3: an OpenVINO float32 copy beside; 4: ONNX Runtime int8 too
 MIN_TOP3_AGREEMENT = 29 / 30
 INT8_PACKAGES = ("openvino", "nncf")
 Forward = Callable[[dict[str, np.ndarray]], np.ndarray]
@@ -104,6 +106,8 @@ class Int8Load:
     notice: str | None = None
     load_float32: Callable[[], Forward] | None = None
     """Compiles the OpenVINO float32 copy (only when it is chosen: it costs a second and its weights' memory)."""
+    load_ort_int8: Callable[[], Forward] | None = None
+    """Opens the ONNX Runtime int8 copy (rag/onnx_copy.py), likewise only when it is chosen."""
 
     @property
     def usable(self) -> bool:
@@ -120,28 +124,48 @@ class Int8Load:
         check = self.provenance.get("check_openvino_float32", {})
         return self.load_float32 is not None and bool(check.get("passed")) and self._fastest_of_torch(FLOAT32_COPY)
 
+    @property
+    def ort_int8_usable(self) -> bool:
+        """The ONNX Runtime int8 copy exists and kept float32's rankings on the check pools."""
+        check = self.provenance.get(ORT_INT8, {}).get("check", {})
+        return (self.load_ort_int8 is not None and bool(check.get("passed"))
+                and self.provenance.get("kind") in ORT_INT8_KINDS)
+
+    @property
+    def ort_int8_faster(self) -> bool:
+        return self.ort_int8_usable and self._fastest_of_torch(ORT_INT8)
+
     def _fastest_of_torch(self, name: str) -> bool:
         timings = self.provenance.get("timings_ms", {})
-        torch_formats = [ms for fmt, ms in timings.items() if fmt not in ("int8", FLOAT32_COPY)]
+        torch_formats = [ms for fmt, ms in timings.items() if fmt not in COPIES]
         return name in timings and all(timings[name] < ms for ms in torch_formats)
 
 
 FLOAT32_COPY = "openvino-float32"
 OPENVINO_FLOAT32 = "float32 (OpenVINO)"  # the format's name where it is shown
+ORT_INT8 = "onnxruntime-int8"
+ORT_INT8_NAME = "int8 (ONNX Runtime, dynamic)"
+COPIES = ("int8", FLOAT32_COPY, ORT_INT8)  # the copies a build writes, by the names their timings are kept under
+# Whose ONNX Runtime int8 copy may be used. Every build writes and checks one (so that the benchmarks measure it),
+# but on SciFact the cross-encoder's kept only 26 of 30 top-3 chunks of float32's (bench/precision.py; its build
+# check, ten pools, had passed it), while the bi-encoder's kept dense nDCG@10 (README: 'Number formats').
+ORT_INT8_KINDS = ("bi-encoder",)
 
 
 def choose_copy(precision: str, loaded: Int8Load) -> str:
-    """Which copy an encoder computes with: "int8", FLOAT32_COPY (only for `auto`) or "torch".
+    """Which copy an encoder computes with: "int8" (OpenVINO's), ORT_INT8, FLOAT32_COPY (only for `auto`) or "torch".
 
-    `auto` takes the fastest, as timed when the copies were built, of those that kept float32's rankings and beat
-    every torch format: int8 or the OpenVINO float32 copy; torch where neither did."""
-    if precision == "int8":
-        return "int8" if loaded.usable else "torch"
-    if precision != "auto":
-        return "torch"
+    `int8` takes the faster, as timed when the copies were built, of the int8 copies that kept float32's rankings.
+    `auto` takes the fastest of all copies that kept them and beat every torch format; torch where none did."""
     timings = loaded.provenance.get("timings_ms", {})
-    candidates = [copy for copy, ok in (("int8", loaded.faster), (FLOAT32_COPY, loaded.float32_faster)) if ok]
-    return min(candidates, key=lambda copy: timings[copy], default="torch")
+    if precision == "int8":
+        candidates = [copy for copy, ok in (("int8", loaded.usable), (ORT_INT8, loaded.ort_int8_usable)) if ok]
+    elif precision == "auto":
+        candidates = [copy for copy, ok in (("int8", loaded.faster), (FLOAT32_COPY, loaded.float32_faster),
+                                            (ORT_INT8, loaded.ort_int8_faster)) if ok]
+    else:
+        candidates = []
+    return min(candidates, key=lambda copy: timings.get(copy, float("inf")), default="torch")
 
 
 def open_copy(precision: str, loaded: Int8Load) -> tuple[Forward, str] | None:
@@ -150,12 +174,14 @@ def open_copy(precision: str, loaded: Int8Load) -> tuple[Forward, str] | None:
 
 
 def open_named_copy(copy: str, loaded: Int8Load) -> tuple[Forward, str] | None:
-    """The OpenVINO copy named `copy` ("int8" or FLOAT32_COPY), checked or not, as (forward, format name shown);
-    None where there is no such copy ("torch" included)."""
+    """The copy named `copy` (one of COPIES), checked or not, as (forward, format name shown); None where there is
+    no such copy ("torch" included)."""
     if copy == "int8" and loaded.model is not None:
         return loaded.model, loaded.format
     if copy == FLOAT32_COPY and loaded.load_float32 is not None:
         return loaded.load_float32(), OPENVINO_FLOAT32
+    if copy == ORT_INT8 and loaded.load_ort_int8 is not None:
+        return loaded.load_ort_int8(), ORT_INT8_NAME
     return None
 
 
@@ -185,15 +211,25 @@ def load_int8(kind: Kind, name: str, source: str, cache: Path | None, tokenizer,
         model = _compile(folder / "model.xml", cache / "openvino-cache")
         float32_xml = folder / "model-float32.xml"
         load_float32 = (lambda: _compile(float32_xml, cache / "openvino-cache")) if float32_xml.is_file() else None
+        load_ort_int8 = _ort_int8_loader(folder)
         c = provenance["check"]
-        notice = None if c["passed"] else (
+        loaded = Int8Load(model=model, provenance=provenance, load_float32=load_float32, load_ort_int8=load_ort_int8)
+        notice = None if c["passed"] or loaded.ort_int8_usable else (
             f"int8 {kind} not used: it kept {c['top3_same']} of {c['top3_total']} top-3 chunks of float32's on the "
             f"check pools (needs {MIN_TOP3_AGREEMENT:.0%}); provenance in {folder}")
-        return Int8Load(model=model, provenance=provenance, notice=notice, load_float32=load_float32)
+        loaded.notice = notice
+        return loaded
     except Exception as exc:  # a failed build or load must not take the encoder down: torch is the fallback
         first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         return Int8Load(notice=f"int8 {kind} could not be built or loaded ({type(exc).__name__}: {first}); "
                                f"using torch")
+
+
+def _ort_int8_loader(folder: Path) -> Callable[[], Forward] | None:
+    from . import onnx_copy
+
+    path = folder / onnx_copy.FILE
+    return (lambda: onnx_copy.open_session(path)) if path.is_file() else None
 
 
 def source_digest(folder: Path) -> str:

@@ -55,13 +55,13 @@ class SentenceTransformerCrossEncoder(BaseCrossEncoder):
         self._torch_model = self._model.transformers_model
         self._forward = self._torch_forward
         self.format, self.notice = format_name(self.dtype), choice.notice
-        if choice.int8:  # int8 where asked for or fastest; OpenVINO float32 where `auto` found it faster; else torch
+        if choice.int8:  # a copy (int8, or OpenVINO float32) where asked for or fastest; else torch
             loaded = load_int8("cross-encoder", name, source, quantized_cache, self._tokenizer,
                                self._model.max_seq_length)
             opened = open_copy(precision, loaded)
             if opened is not None:
                 self._forward, self.format = opened
-                # The OpenVINO copy computes every score: torch's weights would only hold memory (about 90 MB).
+                # The copy computes every score: torch's weights would only hold memory (about 90 MB).
                 self._torch_model.to("meta")
             self.notice = loaded.notice
         self._lock = threading.Lock()

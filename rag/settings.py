@@ -74,12 +74,13 @@ class Settings(BaseSettings):
         "auto",
         description=(
             "Number format of the bi-encoder: `float32`; `bfloat16`, half the cost of each multiplication on CPUs "
-            "with native bf16 (AVX512-BF16 or AMX) and emulated, slower, elsewhere; `int8`, a copy quantized "
-            "statically on real (question, chunk) pairs with OpenVINO (openvino, nncf), built once into "
-            "`quantized_cache` and used only if it keeps 29 of 30 top-3 chunks of float32's, else torch with a "
-            "notice; `auto`, the fastest of these that kept the rankings on this CPU (timed when the int8 copy is "
-            "built), counting float32 computed by OpenVINO (a copy built beside the int8 one): of the two OpenVINO "
-            "copies that kept the rankings and beat every torch format, the faster. README: 'Number formats'."
+            "with native bf16 (AVX512-BF16 or AMX) and emulated, slower, elsewhere; `int8`, the faster of two "
+            "int8 copies built once into `quantized_cache`, each used only if it keeps 29 of 30 top-3 chunks of "
+            "float32's (else torch with a notice): one quantized statically on real (question, chunk) pairs with "
+            "OpenVINO (openvino, nncf), one dynamically with ONNX Runtime (onnxruntime, onnx); `auto`, the fastest "
+            "of these that kept the rankings on this CPU (timed when the copies are built), counting float32 "
+            "computed by OpenVINO (a copy built beside them) and only copies that beat every torch format. "
+            "README: 'Number formats'."
         ),
     )
     reranker_precision: Precision = Field(

@@ -16,10 +16,11 @@ import torch
 from sentence_transformers import CrossEncoder
 from transformers import AutoModelForSequenceClassification
 
-from rag import quantize
+from rag import onnx_copy, quantize
+from rag.models import resolve_model
 from rag.int8_build import read_calibration, top3
-from rag.quantize import (FLOAT32_COPY, Encoder, Int8Load, choose_copy, choose_format, cpu_kind, load_int8,
-                          source_digest)
+from rag.quantize import (FLOAT32_COPY, ORT_INT8, Encoder, Int8Load, choose_copy, choose_format, cpu_kind,
+                          load_int8, open_named_copy, source_digest)
 from rag.rerank import SentenceTransformerCrossEncoder
 
 from tests.conftest import EMBEDDER, RERANKER
@@ -99,6 +100,28 @@ def test_auto_takes_the_fastest_openvino_copy_that_kept_the_rankings_and_beat_to
                                                                  "timings_ms": {"float32": 9, "int8": 20}})) == "torch"
 
 
+def test_the_onnx_runtime_int8_bi_encoder_is_taken_where_it_kept_the_rankings_and_was_fastest():
+    def loaded(ort_ms, ort_passed=True, int8_passed=True, int8_ms=1500, kind="bi-encoder"):
+        return Int8Load(model=print, load_float32=lambda: print, load_ort_int8=lambda: print,
+                        provenance={"kind": kind, "check": {"passed": int8_passed},
+                                    "check_openvino_float32": {"passed": True},
+                                    ORT_INT8: {"check": {"passed": ort_passed}},
+                                    "timings_ms": {"float32": 1400, "int8": int8_ms, FLOAT32_COPY: 1250,
+                                                   ORT_INT8: ort_ms}})
+
+    assert choose_copy("auto", loaded(ort_ms=800)) == ORT_INT8, "AVX2: ONNX Runtime's int8 beats OpenVINO's float32"
+    assert choose_copy("auto", loaded(ort_ms=800, ort_passed=False)) == FLOAT32_COPY, "it moved the rankings"
+    assert choose_copy("auto", loaded(ort_ms=800, int8_ms=300)) == "int8", "VNNI: OpenVINO's int8 is faster"
+    assert choose_copy("int8", loaded(ort_ms=800)) == ORT_INT8, "int8 asked for: the faster int8 copy that passed"
+    assert choose_copy("int8", loaded(ort_ms=800, int8_passed=False)) == ORT_INT8
+    assert choose_copy("int8", loaded(ort_ms=800, ort_passed=False)) == "int8"
+    assert choose_copy("int8", loaded(ort_ms=800, ort_passed=False, int8_passed=False)) == "torch"
+    assert choose_copy("bfloat16", loaded(ort_ms=800)) == "torch"
+    # The cross-encoder's passed its build check but not SciFact's (26 of 30 top-3 chunks): never taken.
+    assert choose_copy("auto", loaded(ort_ms=800, kind="cross-encoder")) == FLOAT32_COPY
+    assert choose_copy("int8", loaded(ort_ms=800, kind="cross-encoder")) == "int8"
+
+
 @needs_int8
 def test_the_int8_copy_is_built_once_with_provenance_and_rebuilt_when_the_source_changes(monkeypatch, tmp_path):
     monkeypatch.setattr(quantize, "CALIBRATION", small_calibration(tmp_path))
@@ -120,6 +143,9 @@ def test_the_int8_copy_is_built_once_with_provenance_and_rebuilt_when_the_source
     # Beside it, the unquantized OpenVINO copy: checked, timed, and computing what torch float32 computes.
     assert (folders[0] / "model-float32.xml").is_file() and FLOAT32_COPY in p["timings_ms"]
     assert p["check_openvino_float32"]["top3_total"] == 6
+    # And ONNX Runtime's int8 copy, checked and timed beside them.
+    assert (folders[0] / onnx_copy.FILE).is_file() and ORT_INT8 in p["timings_ms"], p.get(ORT_INT8)
+    assert p[ORT_INT8]["check"]["top3_total"] == 6 and p[ORT_INT8]["build_seconds"] > 0
     features = Encoder("cross-encoder", tokenizer, 256).padded([("what do mitochondria make?", "They make ATP."),
                                                                ("what do mitochondria make?", "Paris is nice.")])
     copy = np.asarray(first.load_float32()(features), dtype=np.float32)
@@ -139,15 +165,15 @@ def test_the_int8_copy_is_built_once_with_provenance_and_rebuilt_when_the_source
 
 
 @needs_int8
-@pytest.mark.parametrize("copy", ["int8", FLOAT32_COPY])
-def test_a_bi_encoder_on_an_openvino_copy_keeps_no_float_weights_and_still_knows_its_dimension_and_limit(
-        monkeypatch, copy):
+@pytest.mark.parametrize("copy", ["int8", FLOAT32_COPY, ORT_INT8])
+def test_a_bi_encoder_on_a_copy_keeps_no_float_weights_and_still_knows_its_dimension_and_limit(monkeypatch, copy):
     from rag.embeddings import BiEncoder, BiEncoderPairScorer
 
     # Which copy `auto` takes depends on the CPU's timings (and int8's check on it): here the test chooses.
     monkeypatch.setattr(quantize, "choose_copy", lambda precision, loaded: copy)
     model = BiEncoder(EMBEDDER, precision="auto")
-    assert model.format == ("int8 (OpenVINO, static)" if copy == "int8" else "float32 (OpenVINO)"), model.notice
+    shown = {"int8": "int8 (OpenVINO, static)", FLOAT32_COPY: "float32 (OpenVINO)", ORT_INT8: quantize.ORT_INT8_NAME}
+    assert model.format == shown[copy], model.notice
     assert {t.device.type for t in model._model.parameters()} == {"meta"}
     assert (model.dimension, model.max_tokens) == (384, 256)
     scores = BiEncoderPairScorer(model).score([("How long does a refund take?", "A refund takes 14 days."),
@@ -172,7 +198,7 @@ def test_int8_ranks_pools_as_float32_does():
 
     The copy is the one the app uses (the default cache, as the other tests' `auto` encoders load it)."""
     int8 = SentenceTransformerCrossEncoder(str(RERANKER), precision="int8")
-    assert int8.format.startswith("int8"), int8.notice
+    assert int8.format == "int8 (OpenVINO, static)", int8.notice
     # The int8 copy computes every score: no float weights are kept beside it.
     assert {t.device.type for t in int8._torch_model.parameters()} == {"meta"}
     float32 = SentenceTransformerCrossEncoder(str(RERANKER), precision="float32")
@@ -186,6 +212,23 @@ def test_int8_ranks_pools_as_float32_does():
     assert same >= 29
     # A copy that lost the attention mask or a layer scores far off everywhere, not just near ties.
     assert statistics.fmean(differences) < 0.05, statistics.fmean(differences)
+
+
+@needs_int8
+def test_the_onnx_runtime_copy_scores_a_pair_the_same_whatever_it_is_batched_with():
+    """Dynamic int8 takes activation ranges at run time: computed in one batch, a long outlier beside a pair would
+    change the pair's score. The copy computes each sequence alone, so it does not."""
+    _, pools = read_calibration()
+    question, passages = pools[0]
+    model = SentenceTransformerCrossEncoder(str(RERANKER), precision="float32")
+    loaded = load_int8("cross-encoder", str(RERANKER), resolve_model(str(RERANKER)), None, model._tokenizer, 256)
+    forward, name = open_named_copy(ORT_INT8, loaded)
+    encoder = Encoder("cross-encoder", model._tokenizer, 256)
+    pair = (question, passages[3])
+    alone = forward(encoder.padded([pair]))[0, 0]
+    beside = forward(encoder.padded([pair, (question, " ".join(passages)), (question, "no.")]))
+    assert beside[0, 0] == alone and beside.shape == (3, 1)
+    assert name == quantize.ORT_INT8_NAME
 
 
 def test_float32_scores_are_the_libraries_own_with_one_tokenization_and_no_repeats(monkeypatch):
