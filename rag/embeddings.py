@@ -38,6 +38,8 @@ class BiEncoder(Embeddings):
             raise describe_load_failure("embedding model", name, "RAG_EMBEDDING_MODEL", exc) from exc
         self.format, self.notice = format_name(self.dtype), choice.notice
         self._copy: tuple[Encoder, Callable] | None = None
+        self._open_float32: Callable[[], Callable] | None = None
+        self._float32: Callable | None = None
         if choice.int8:  # a copy (int8, or OpenVINO float32) where asked for or fastest; else torch
             loaded = load_int8("bi-encoder", name, source, quantized_cache, self._model.tokenizer,
                                self._model.max_seq_length)
@@ -45,6 +47,8 @@ class BiEncoder(Embeddings):
             if opened is not None:
                 forward, self.format = opened
                 self._copy = (Encoder("bi-encoder", self._model.tokenizer, self._model.max_seq_length), forward)
+                if self.format.startswith("int8"):
+                    self._open_float32 = loaded.load_float32
             self.notice = loaded.notice
         dimension = self._model.get_embedding_dimension()
         if not dimension:
@@ -78,12 +82,25 @@ class BiEncoder(Embeddings):
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]
 
+    def embed_float32(self, texts: list[str]) -> list[list[float]]:
+        """Vectors computed in float32 whatever the format searching uses: their cosines are compared with a fixed
+        threshold (`rag.evidence.AttributionRule`, measured in float32), which int8's noise (about 0.03 in cosine)
+        would move. With an int8 copy in use, the OpenVINO float32 copy computes them (compiled on first use)."""
+        if self._open_float32 is None or not texts:
+            return self.embed_documents(texts)
+        encoder, _ = self._copy
+        with self._lock:
+            if self._float32 is None:
+                self._float32 = self._open_float32()
+            return encoder.embed(self._float32, list(texts), self.batch_size).tolist()
+
 
 class BiEncoderPairScorer(BaseCrossEncoder):
     """The bi-encoder behind the cross-encoder's interface: a pair scores the cosine of its two embeddings.
 
     It scores the evidence sentences of a question answered without the cross-encoder, and attributes the
-    answer's sentences to chunks whatever the ranking (rag/evidence.py, `AttributionRule`).
+    answer's sentences to chunks whatever the ranking (rag/evidence.py, `AttributionRule`). Its vectors are
+    float32's (`BiEncoder.embed_float32`), the format that rule's threshold was measured in.
     """
 
     def __init__(self, embedder: Embeddings) -> None:
@@ -94,7 +111,8 @@ class BiEncoderPairScorer(BaseCrossEncoder):
         if not text_pairs:
             return []
         texts = list(dict.fromkeys(t for pair in text_pairs for t in pair))
-        vectors = dict(zip(texts, self.embedder.embed_documents(texts)))
+        embed = getattr(self.embedder, "embed_float32", self.embedder.embed_documents)
+        vectors = dict(zip(texts, embed(texts)))
         return [sum(x * y for x, y in zip(vectors[a], vectors[b])) for a, b in text_pairs]
 
 
