@@ -43,7 +43,6 @@ from rag.rerank import SentenceTransformerCrossEncoder  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 FORMATS = ("float32", "bfloat16", "int8", FLOAT32_COPY, ORT_INT8)
-OPENVINO = COPIES  # the copies the int8 build writes (rag.quantize), ONNX Runtime's too: measured even if refused
 EVALUATED = 180  # claims 181-300 calibrate the int8 copies
 APP_POOL, MIN_SAME, MAX_LOSS = 20, 29 / 30, 0.005
 
@@ -107,8 +106,8 @@ def main() -> None:
     asked = qids[: args.rerank_questions]
     reference: list[list[int]] = []
     for fmt in formats if asked else ():
-        cross = SentenceTransformerCrossEncoder(args.reranker, precision="float32" if fmt in OPENVINO else fmt)
-        if fmt in OPENVINO:  # measured even where the build's own check refused it
+        cross = SentenceTransformerCrossEncoder(args.reranker, precision="float32" if fmt in COPIES else fmt)
+        if fmt in COPIES:  # a copy the int8 build writes: measured even where the build's own check refused it
             loaded = _int8("cross-encoder", args.reranker, cross, cache)
             copy = open_named_copy(fmt, loaded)
             if copy is None:
@@ -132,7 +131,7 @@ def main() -> None:
         print(f"reranked ({len(asked)} claims, pools of {args.pool}; top 3 of {APP_POOL}), cross-encoder {fmt}: "
               f"{report['rerank'][fmt]}", flush=True)
 
-    if set(OPENVINO) & set(formats):
+    if set(COPIES) & set(formats):
         for kind, model, loader in (("bi-encoder", settings.embedding_model, BiEncoder),
                                     ("cross-encoder", args.reranker, SentenceTransformerCrossEncoder)):
             loaded = _int8(kind, model, loader(model, precision="float32"), cache)
@@ -152,8 +151,8 @@ def _int8(kind: str, model: str, encoder, cache: Path):
 
 def _embedder(model: str, fmt: str, cache: Path):
     """(embed texts -> unit vectors, format name) for the bi-encoder in `fmt`, or (None, why not)."""
-    embedder = BiEncoder(model, precision="float32" if fmt in OPENVINO else fmt)
-    if fmt not in OPENVINO:
+    embedder = BiEncoder(model, precision="float32" if fmt in COPIES else fmt)
+    if fmt not in COPIES:
         return embedder.embed_documents, embedder.format
     loaded = _int8("bi-encoder", model, embedder, cache)
     copy = open_named_copy(fmt, loaded)
