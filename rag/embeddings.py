@@ -83,9 +83,10 @@ class BiEncoder(Embeddings):
         return self.embed_documents([text])[0]
 
     def embed_float32(self, texts: list[str]) -> list[list[float]]:
-        """Vectors computed in float32 whatever the format searching uses: their cosines are compared with a fixed
-        threshold (`rag.evidence.AttributionRule`, measured in float32), which int8's noise (about 0.03 in cosine)
-        would move. With an int8 copy in use, the OpenVINO float32 copy computes them (compiled on first use)."""
+        """Vectors for cosines compared with a fixed threshold (`rag.evidence.AttributionRule`, measured in float32),
+        which int8's noise (about 0.03 in cosine) would move: with an int8 copy in use, the OpenVINO float32 copy
+        computes them (compiled on first use); in every other format, the format searching uses (float32, or
+        bfloat16 where torch runs it natively)."""
         if self._open_float32 is None or not texts:
             return self.embed_documents(texts)
         encoder, _ = self._copy
