@@ -1,6 +1,6 @@
 """Does a faster number format keep the rankings? SciFact ranked with each encoder in float32, bfloat16, int8 (static,
-OpenVINO), float32 computed by OpenVINO (`openvino-float32`) and int8 computed by ONNX Runtime (`onnxruntime-int8`,
-dynamic; rag/onnx_copy.py), nothing else changed.
+OpenVINO), float32 computed by OpenVINO (`openvino-float32`) and by ONNX Runtime (`onnxruntime-float32`), and int8
+computed by ONNX Runtime (`onnxruntime-int8`, dynamic; rag/onnx_copy.py), nothing else changed.
 
 The corpus goes through the project's own loader and splitter. Search is exact (numpy over every vector, not
 Chroma's approximate index), so that only the number format differs between runs. Claims 181-300 calibrate the
@@ -14,7 +14,7 @@ int8 copies (rag/data/calibration.jsonl.gz), so every figure here is on claims 1
   top-3 chunks the same;
 - the int8 copies' provenance (build time, check on the calibration file's own pools, timings on this CPU).
 
-Run: `scripts/run-bench.sh precision [--rerank-questions 50] [--pool 100] [--formats float32,bfloat16,int8,openvino-float32,onnxruntime-int8]
+Run: `scripts/run-bench.sh precision [--rerank-questions 50] [--pool 100] [--formats float32,bfloat16,int8,openvino-float32,onnxruntime-int8,onnxruntime-float32]
 [--json FILE]` (about 30 minutes on 2 idle cores; the first run also builds the int8 copies).
 """
 
@@ -38,11 +38,11 @@ from rag.evaluation import load_beir  # noqa: E402
 from rag.library import split_document  # noqa: E402
 from rag.loaders import load_document  # noqa: E402
 from rag.metrics import dedupe, ndcg_at_k  # noqa: E402
-from rag.quantize import COPIES, FLOAT32_COPY, ORT_INT8, Encoder, load_int8, open_named_copy  # noqa: E402
+from rag.quantize import COPIES, Encoder, load_int8, open_named_copy  # noqa: E402
 from rag.rerank import SentenceTransformerCrossEncoder  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
-FORMATS = ("float32", "bfloat16", "int8", FLOAT32_COPY, ORT_INT8)
+FORMATS = ("float32", "bfloat16", *COPIES)
 EVALUATED = 180  # claims 181-300 calibrate the int8 copies
 APP_POOL, MIN_SAME, MAX_LOSS = 20, 29 / 30, 0.005
 

@@ -11,7 +11,7 @@ from langchain_core.embeddings import Embeddings
 
 from .errors import ModelLoadError
 from .models import describe_load_failure, quiet_model_loading, resolve_model, torch_dtype
-from .quantize import Encoder, choose_format, format_name, load_int8, open_copy
+from .quantize import Encoder, choose_format, float32_copy, format_name, load_int8, open_copy
 from .settings import Settings
 
 
@@ -47,8 +47,8 @@ class BiEncoder(Embeddings):
             if opened is not None:
                 forward, self.format = opened
                 self._copy = (Encoder("bi-encoder", self._model.tokenizer, self._model.max_seq_length), forward)
-                if self.format.startswith("int8"):
-                    self._open_float32 = loaded.load_float32
+                if self.format.startswith("int8") and (copy := float32_copy(loaded)) is not None:
+                    self._open_float32 = loaded.openers[copy]
             self.notice = loaded.notice
         dimension = self._model.get_embedding_dimension()
         if not dimension:
@@ -84,7 +84,7 @@ class BiEncoder(Embeddings):
 
     def embed_float32(self, texts: list[str]) -> list[list[float]]:
         """Vectors for cosines compared with a fixed threshold (`rag.evidence.AttributionRule`, measured in float32),
-        which int8's noise (about 0.03 in cosine) would move: with an int8 copy in use, the OpenVINO float32 copy
+        which int8's noise (about 0.03 in cosine) would move: with an int8 copy in use, a float32 copy
         computes them (compiled on first use); in every other format, the format searching uses (float32, or
         bfloat16 where torch runs it natively)."""
         if self._open_float32 is None or not texts:

@@ -1,14 +1,19 @@
-"""The encoders' third copy: int8 computed by ONNX Runtime, beside OpenVINO's int8 and float32 copies.
+"""The encoders' ONNX Runtime copies: float32, and int8, beside OpenVINO's int8 and float32 copies.
 
 Why a second int8: on a CPU without VNNI (AVX2 only), OpenVINO's int8 layers run oneDNN's generic int8 GEMM and are
 slower than float32, while ONNX Runtime's own int8 kernels (MLAS) multiply about 1.75x as fast as float32 there
-(`bench/floor.py` measures both rates). This copy is the model exported to ONNX, its BERT layers fused into ONNX
-Runtime's operators (Attention, SkipLayerNormalization, BiasGelu), then quantized *dynamically*: weights int8 per
-output channel, each activation's range taken at run time from the sequence computed (`open_session` runs one
-at a time). It needs no calibration set. Dynamic int8 is
-known to move rankings, so it is held to the same check as every copy (`rag.int8_build`: 29 of 30 top-3 chunks on
-pools it never saw) and `auto` takes it only where it passed and was the fastest on this CPU; and only for the
-kinds of encoder in `quantize.ORT_INT8_KINDS`, those for which it also kept the rankings on SciFact.
+(`bench/floor.py` measures both rates). The model is exported to ONNX and its BERT layers fused into ONNX Runtime's
+operators (Attention, BiasGelu); that graph is the float32 copy (`FLOAT32_FILE`), which on AVX2 also computes
+faster than OpenVINO's float32. Quantized *dynamically* it is the int8 copy (`FILE`): weights int8 per output
+channel, each activation's range taken at run time from the sequence computed (`open_session` runs one at a time).
+It needs no calibration set. Dynamic int8 is known to move rankings, so it is held to the same check as every copy
+(`rag.int8_build`: 29 of 30 top-3 chunks on pools it never saw) and `auto` takes it only where it passed and was
+the fastest on this CPU; and only for the kinds of encoder in `quantize.ORT_INT8_KINDS`, those for which it also
+kept the rankings on SciFact.
+
+Residual adds and layer norms stay two operators (Add, LayerNormalization): ONNX Runtime's fused
+SkipLayerNormalization computed them about twice as slowly here (3.2 against 1.5 ms per sequence of 230 tokens in
+the int8 bi-encoder), so the build does not fuse them and the session does not fuse them back.
 
 Building needs `onnx` (export and quantization tools); running needs `onnxruntime` only. A failed build is recorded
 in the copy's provenance and leaves the OpenVINO copies in use.
@@ -28,13 +33,17 @@ import numpy as np
 from .quantize import Forward
 
 FILE = "model-ort-int8.onnx"
+FLOAT32_FILE = "model-ort-float32.onnx"
+UNFUSED = ["SkipLayerNormFusion"]  # the session's own fusion that would undo the build's choice (module docstring)
 
 
 def build(model, source: str, folder: Path, example: dict[str, np.ndarray]) -> Path:
-    """Export `model` (torch, float32, eager attention), fuse, quantize; write `folder/FILE` complete or not at all."""
+    """Export `model` (torch, float32, eager attention), fuse, quantize; write `folder/FLOAT32_FILE` and
+    `folder/FILE`, each complete or not at all."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers import optimizer
+    from onnxruntime.transformers.fusion_options import FusionOptions
 
     names = list(example)
 
@@ -58,9 +67,11 @@ def build(model, source: str, folder: Path, example: dict[str, np.ndarray]) -> P
                               str(exported), input_names=names, output_names=["output"], opset_version=17,
                               dynamo=False, dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in names},
                                                           "output": {0: "batch"}})
+        fusions = FusionOptions("bert")
+        fusions.enable_skip_layer_norm = False
         optimized = optimizer.optimize_model(str(exported), model_type="bert",
                                              num_heads=config["num_attention_heads"],
-                                             hidden_size=config["hidden_size"])
+                                             hidden_size=config["hidden_size"], optimization_options=fusions)
         optimized.save_model_to_file(str(fused))
         logging.disable(logging.WARNING)  # it advises, on the root logger, a pre-processing step made for CNNs
         try:
@@ -68,6 +79,7 @@ def build(model, source: str, folder: Path, example: dict[str, np.ndarray]) -> P
                              extra_options={"DefaultTensorType": 1})  # FLOAT: the fused operators' outputs
         finally:
             logging.disable(logging.NOTSET)
+        os.replace(fused, folder / FLOAT32_FILE)
         os.replace(partial, folder / FILE)
     return folder / FILE
 
@@ -83,7 +95,8 @@ def open_session(path: Path) -> Forward:
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # its warnings about unused initializers are not the user's concern
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"],
+                                   disabled_optimizers=UNFUSED)
     names = {i.name for i in session.get_inputs()}
 
     def forward(features: dict[str, np.ndarray]) -> np.ndarray:

@@ -34,7 +34,9 @@ import numpy as np
 Kind = Literal["cross-encoder", "bi-encoder"]
 FORMATS = ("auto", "float32", "bfloat16", "int8")
 CALIBRATION = Path(__file__).resolve().parent / "data" / "calibration.jsonl.gz"
-BUILD_VERSION = 4  # 2: formats timed interleaved; 3: an OpenVINO float32 copy beside; 4: ONNX Runtime int8 too
+# 2: formats timed interleaved; 3: an OpenVINO float32 copy beside; 4: ONNX Runtime int8 too; 5: and ONNX Runtime
+# float32, residual adds unfused, the checks under `checks`
+BUILD_VERSION = 5
 MIN_TOP3_AGREEMENT = 29 / 30
 INT8_PACKAGES = ("openvino", "nncf")
 Forward = Callable[[dict[str, np.ndarray]], np.ndarray]
@@ -95,77 +97,66 @@ def format_name(dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-@dataclass
-class Int8Load:
-    """The outcome of loading (or building) an int8 copy: `model` is None when there is none; `usable` when it
-    also passed its check against float32 (benchmarks may still measure a copy that did not)."""
-
-    model: Forward | None = None
-    format: str = "int8 (OpenVINO, static)"
-    provenance: dict = field(default_factory=dict)
-    notice: str | None = None
-    load_float32: Callable[[], Forward] | None = None
-    """Compiles the OpenVINO float32 copy (only when it is chosen: it costs a second and its weights' memory)."""
-    load_ort_int8: Callable[[], Forward] | None = None
-    """Opens the ONNX Runtime int8 copy (rag/onnx_copy.py), likewise only when it is chosen."""
-
-    @property
-    def usable(self) -> bool:
-        return self.model is not None and bool(self.provenance.get("check", {}).get("passed"))
-
-    @property
-    def faster(self) -> bool:
-        """Usable, and faster than every torch format that this CPU computes natively (timed when it was built)."""
-        return self.usable and self._fastest_of_torch("int8")
-
-    @property
-    def float32_faster(self) -> bool:
-        """The OpenVINO float32 copy kept float32's rankings and was faster than every torch format here."""
-        check = self.provenance.get("check_openvino_float32", {})
-        return self.load_float32 is not None and bool(check.get("passed")) and self._fastest_of_torch(FLOAT32_COPY)
-
-    @property
-    def ort_int8_usable(self) -> bool:
-        """The ONNX Runtime int8 copy exists and kept float32's rankings on the check pools."""
-        check = self.provenance.get(ORT_INT8, {}).get("check", {})
-        return (self.load_ort_int8 is not None and bool(check.get("passed"))
-                and self.provenance.get("kind") in ORT_INT8_KINDS)
-
-    @property
-    def ort_int8_faster(self) -> bool:
-        return self.ort_int8_usable and self._fastest_of_torch(ORT_INT8)
-
-    def _fastest_of_torch(self, name: str) -> bool:
-        timings = self.provenance.get("timings_ms", {})
-        torch_formats = [ms for fmt, ms in timings.items() if fmt not in COPIES]
-        return name in timings and all(timings[name] < ms for ms in torch_formats)
-
-
 FLOAT32_COPY = "openvino-float32"
-OPENVINO_FLOAT32 = "float32 (OpenVINO)"  # the format's name where it is shown
 ORT_INT8 = "onnxruntime-int8"
-ORT_INT8_NAME = "int8 (ONNX Runtime, dynamic)"
-COPIES = ("int8", FLOAT32_COPY, ORT_INT8)  # the copies a build writes, by the names their timings are kept under
+ORT_FLOAT32 = "onnxruntime-float32"
+# The copies a build writes, by the names their checks and timings are kept under, and the format names shown.
+SHOWN = {"int8": "int8 (OpenVINO, static)", FLOAT32_COPY: "float32 (OpenVINO)",
+         ORT_INT8: "int8 (ONNX Runtime, dynamic)", ORT_FLOAT32: "float32 (ONNX Runtime)"}
+COPIES = tuple(SHOWN)
+INT8_COPIES = ("int8", ORT_INT8)
+OPENVINO_FLOAT32, ORT_INT8_NAME = SHOWN[FLOAT32_COPY], SHOWN[ORT_INT8]
 # Whose ONNX Runtime int8 copy may be used. Every build writes and checks one (so that the benchmarks measure it),
 # but on SciFact the cross-encoder's kept only 26 of 30 top-3 chunks of float32's (bench/precision.py; its build
 # check, ten pools, had passed it), while the bi-encoder's kept dense nDCG@10 (README: 'Number formats').
 ORT_INT8_KINDS = ("bi-encoder",)
 
 
+@dataclass
+class Int8Load:
+    """The outcome of loading (or building) an encoder's copies: `openers` opens each copy on disk (only when it
+    is chosen: each costs a second and its weights' memory); `provenance` holds their checks and timings."""
+
+    openers: dict[str, Callable[[], Forward]] = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+    notice: str | None = None
+
+    def passed(self, copy: str) -> bool:
+        """The copy kept float32's rankings on the build's check pools (whether or not it may be used)."""
+        return bool(self.provenance.get("checks", {}).get(copy, {}).get("passed"))
+
+    def usable(self, copy: str) -> bool:
+        """The copy exists, passed its check, and may be used for this kind of encoder."""
+        allowed = copy != ORT_INT8 or self.provenance.get("kind") in ORT_INT8_KINDS
+        return copy in self.openers and self.passed(copy) and allowed
+
+    def faster(self, copy: str) -> bool:
+        """Usable, and faster than every torch format that this CPU computes natively (timed when it was built)."""
+        timings = self.provenance.get("timings_ms", {})
+        torch_formats = [ms for fmt, ms in timings.items() if fmt not in COPIES]
+        return self.usable(copy) and copy in timings and all(timings[copy] < ms for ms in torch_formats)
+
+
 def choose_copy(precision: str, loaded: Int8Load) -> str:
-    """Which copy an encoder computes with: "int8" (OpenVINO's), ORT_INT8, FLOAT32_COPY (only for `auto`) or "torch".
+    """Which copy an encoder computes with: one of COPIES, or "torch".
 
     `int8` takes the faster, as timed when the copies were built, of the int8 copies that kept float32's rankings.
     `auto` takes the fastest of all copies that kept them and beat every torch format; torch where none did."""
     timings = loaded.provenance.get("timings_ms", {})
     if precision == "int8":
-        candidates = [copy for copy, ok in (("int8", loaded.usable), (ORT_INT8, loaded.ort_int8_usable)) if ok]
+        candidates = [copy for copy in INT8_COPIES if loaded.usable(copy)]
     elif precision == "auto":
-        candidates = [copy for copy, ok in (("int8", loaded.faster), (FLOAT32_COPY, loaded.float32_faster),
-                                            (ORT_INT8, loaded.ort_int8_faster)) if ok]
+        candidates = [copy for copy in COPIES if loaded.faster(copy)]
     else:
         candidates = []
     return min(candidates, key=lambda copy: timings.get(copy, float("inf")), default="torch")
+
+
+def float32_copy(loaded: Int8Load) -> str | None:
+    """The faster, as timed when built, of the float32 copies that kept torch float32's rankings; None if neither."""
+    timings = loaded.provenance.get("timings_ms", {})
+    usable = [copy for copy in (FLOAT32_COPY, ORT_FLOAT32) if loaded.usable(copy)]
+    return min(usable, key=lambda copy: timings.get(copy, float("inf")), default=None)
 
 
 def open_copy(precision: str, loaded: Int8Load) -> tuple[Forward, str] | None:
@@ -176,13 +167,8 @@ def open_copy(precision: str, loaded: Int8Load) -> tuple[Forward, str] | None:
 def open_named_copy(copy: str, loaded: Int8Load) -> tuple[Forward, str] | None:
     """The copy named `copy` (one of COPIES), checked or not, as (forward, format name shown); None where there is
     no such copy ("torch" included)."""
-    if copy == "int8" and loaded.model is not None:
-        return loaded.model, loaded.format
-    if copy == FLOAT32_COPY and loaded.load_float32 is not None:
-        return loaded.load_float32(), OPENVINO_FLOAT32
-    if copy == ORT_INT8 and loaded.load_ort_int8 is not None:
-        return loaded.load_ort_int8(), ORT_INT8_NAME
-    return None
+    opener = loaded.openers.get(copy)
+    return None if opener is None else (opener(), SHOWN[copy])
 
 
 def load_int8(kind: Kind, name: str, source: str, cache: Path | None, tokenizer, max_length: int) -> Int8Load:
@@ -208,16 +194,13 @@ def load_int8(kind: Kind, name: str, source: str, cache: Path | None, tokenizer,
                     from .int8_build import build
 
                     provenance = build(kind, source, folder, tokenizer, max_length, wanted)
-        model = _compile(folder / "model.xml", cache / "openvino-cache")
-        float32_xml = folder / "model-float32.xml"
-        load_float32 = (lambda: _compile(float32_xml, cache / "openvino-cache")) if float32_xml.is_file() else None
-        load_ort_int8 = _ort_int8_loader(folder)
-        c = provenance["check"]
-        loaded = Int8Load(model=model, provenance=provenance, load_float32=load_float32, load_ort_int8=load_ort_int8)
-        notice = None if c["passed"] or loaded.ort_int8_usable else (
-            f"int8 {kind} not used: it kept {c['top3_same']} of {c['top3_total']} top-3 chunks of float32's on the "
-            f"check pools (needs {MIN_TOP3_AGREEMENT:.0%}); provenance in {folder}")
-        loaded.notice = notice
+        openers = {copy: opener for copy, opener in _openers(folder, cache / "openvino-cache").items()
+                   if opener is not None}
+        loaded = Int8Load(openers=openers, provenance=provenance)
+        check = provenance.get("checks", {}).get("int8", {})
+        loaded.notice = None if any(loaded.usable(c) for c in INT8_COPIES) else (
+            f"int8 {kind} not used: it kept {check.get('top3_same')} of {check.get('top3_total')} top-3 chunks of "
+            f"float32's on the check pools (needs {MIN_TOP3_AGREEMENT:.0%}); provenance in {folder}")
         return loaded
     except Exception as exc:  # a failed build or load must not take the encoder down: torch is the fallback
         first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
@@ -225,11 +208,18 @@ def load_int8(kind: Kind, name: str, source: str, cache: Path | None, tokenizer,
                                f"using torch")
 
 
-def _ort_int8_loader(folder: Path) -> Callable[[], Forward] | None:
+def _openers(folder: Path, openvino_cache: Path) -> dict[str, Callable[[], Forward] | None]:
+    """How to open each copy in `folder`, None for a copy whose file is missing (its build failed)."""
     from . import onnx_copy
 
-    path = folder / onnx_copy.FILE
-    return (lambda: onnx_copy.open_session(path)) if path.is_file() else None
+    def openvino(path: Path):
+        return (lambda: _compile(path, openvino_cache)) if path.is_file() else None
+
+    def onnxruntime(path: Path):
+        return (lambda: onnx_copy.open_session(path)) if path.is_file() else None
+
+    return {"int8": openvino(folder / "model.xml"), FLOAT32_COPY: openvino(folder / "model-float32.xml"),
+            ORT_INT8: onnxruntime(folder / onnx_copy.FILE), ORT_FLOAT32: onnxruntime(folder / onnx_copy.FLOAT32_FILE)}
 
 
 def source_digest(folder: Path) -> str:

@@ -8,7 +8,7 @@ import pytest
 from rag.errors import RagError
 from rag.evaluation import evaluate, load_beir, load_qa
 from rag.pipeline import Pipeline
-from rag.quantize import OPENVINO_FLOAT32
+from rag.quantize import SHOWN
 from rag.store import Store
 from tests.conftest import make_settings
 from tests.fakes import PairScoreCrossEncoder
@@ -107,8 +107,7 @@ def test_a_qa_file_judges_chunks_by_the_answers_they_contain(tmp_path, factory):
     assert report.level == "chunk"
     # The encoders ran in the number format the settings resolved to, and the report says which.
     assert report.precision.count("/") == 1
-    assert all(p in ("float32", "bfloat16", OPENVINO_FLOAT32) or p.startswith("int8")
-               for p in report.precision.split(" / "))
+    assert all(p in ("float32", "bfloat16", *SHOWN.values()) for p in report.precision.split(" / "))
     per_question = report.results[0].per_question
     assert per_question["1"]["mrr@10"] == 1.0 and per_question["2"]["mrr@10"] == 1.0
     assert per_question["3"]["recall@10"] == 0.0  # no chunk holds that answer

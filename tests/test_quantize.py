@@ -19,8 +19,8 @@ from transformers import AutoModelForSequenceClassification
 from rag import onnx_copy, quantize
 from rag.models import resolve_model
 from rag.int8_build import read_calibration, top3
-from rag.quantize import (FLOAT32_COPY, ORT_INT8, Encoder, Int8Load, choose_copy, choose_format, cpu_kind,
-                          load_int8, open_named_copy, source_digest)
+from rag.quantize import (FLOAT32_COPY, ORT_FLOAT32, ORT_INT8, Encoder, Int8Load, choose_copy, choose_format, cpu_kind,
+                          float32_copy, load_int8, open_named_copy, source_digest)
 from rag.rerank import SentenceTransformerCrossEncoder
 
 from tests.conftest import EMBEDDER, RERANKER
@@ -68,23 +68,30 @@ def test_without_the_int8_packages_int8_falls_back_to_torch_with_a_notice(monkey
     assert scores[0] > scores[1]
 
 
+def copies(*names: str) -> dict:
+    return {name: (lambda: print) for name in names}
+
+
+def checks(**passed: bool) -> dict:
+    return {"checks": {name.replace("_", "-"): {"passed": ok} for name, ok in passed.items()}}
+
+
 def test_auto_takes_int8_only_where_it_passed_and_was_timed_fastest():
-    passed = {"check": {"passed": True}}
-    assert Int8Load(model=print, provenance={**passed, "timings_ms": {"float32": 900, "bfloat16": 450,
-                                                                      "int8": 200}}).faster
-    assert not Int8Load(model=print, provenance={**passed, "timings_ms": {"float32": 900, "bfloat16": 150,
-                                                                          "int8": 200}}).faster
-    assert not Int8Load(model=None, provenance={**passed, "timings_ms": {"float32": 900, "int8": 200}}).faster
-    failed = Int8Load(model=print, provenance={"check": {"passed": False}, "timings_ms": {"float32": 900, "int8": 9}})
-    assert not failed.usable and not failed.faster
+    passed = checks(int8=True)
+    assert Int8Load(copies("int8"), {**passed, "timings_ms": {"float32": 900, "bfloat16": 450, "int8": 200}}
+                    ).faster("int8")
+    assert not Int8Load(copies("int8"), {**passed, "timings_ms": {"float32": 900, "bfloat16": 150, "int8": 200}}
+                        ).faster("int8")
+    assert not Int8Load({}, {**passed, "timings_ms": {"float32": 900, "int8": 200}}).faster("int8"), "not on disk"
+    failed = Int8Load(copies("int8"), {**checks(int8=False), "timings_ms": {"float32": 900, "int8": 9}})
+    assert not failed.usable("int8") and not failed.faster("int8")
 
 
 def test_auto_takes_the_fastest_openvino_copy_that_kept_the_rankings_and_beat_torch():
     def loaded(int8_ms, copy_ms, copy_passed=True, int8_passed=True):
-        return Int8Load(model=print, load_float32=lambda: print,
-                        provenance={"check": {"passed": int8_passed},
-                                    "check_openvino_float32": {"passed": copy_passed},
-                                    "timings_ms": {"float32": 1400, "int8": int8_ms, FLOAT32_COPY: copy_ms}})
+        return Int8Load(copies("int8", FLOAT32_COPY),
+                        {**checks(int8=int8_passed, openvino_float32=copy_passed),
+                         "timings_ms": {"float32": 1400, "int8": int8_ms, FLOAT32_COPY: copy_ms}})
 
     assert choose_copy("auto", loaded(int8_ms=300, copy_ms=1200)) == "int8", "a VNNI CPU: int8 is fastest"
     assert choose_copy("auto", loaded(int8_ms=1500, copy_ms=1250)) == FLOAT32_COPY, "AVX2: int8 is slower"
@@ -96,21 +103,20 @@ def test_auto_takes_the_fastest_openvino_copy_that_kept_the_rankings_and_beat_to
     assert choose_copy("float32", loaded(int8_ms=300, copy_ms=1250)) == "torch", "a torch format asked for"
     assert choose_copy("int8", loaded(int8_ms=1500, copy_ms=1250)) == "int8", "asked for, int8 it is"
     assert choose_copy("int8", loaded(int8_ms=300, copy_ms=1250, int8_passed=False)) == "torch"
-    assert choose_copy("auto", Int8Load(model=print, provenance={"check": {"passed": True},
-                                                                 "timings_ms": {"float32": 9, "int8": 20}})) == "torch"
+    assert choose_copy("auto", Int8Load(copies("int8"), {**checks(int8=True),
+                                                         "timings_ms": {"float32": 9, "int8": 20}})) == "torch"
 
 
 def test_the_onnx_runtime_int8_bi_encoder_is_taken_where_it_kept_the_rankings_and_was_fastest():
     def loaded(ort_ms, ort_passed=True, int8_passed=True, int8_ms=1500, kind="bi-encoder"):
-        return Int8Load(model=print, load_float32=lambda: print, load_ort_int8=lambda: print,
-                        provenance={"kind": kind, "check": {"passed": int8_passed},
-                                    "check_openvino_float32": {"passed": True},
-                                    ORT_INT8: {"check": {"passed": ort_passed}},
-                                    "timings_ms": {"float32": 1400, "int8": int8_ms, FLOAT32_COPY: 1250,
-                                                   ORT_INT8: ort_ms}})
+        return Int8Load(copies(*quantize.COPIES),
+                        {"kind": kind, **checks(int8=int8_passed, openvino_float32=True, onnxruntime_int8=ort_passed,
+                                                onnxruntime_float32=True),
+                         "timings_ms": {"float32": 1400, "int8": int8_ms, FLOAT32_COPY: 1250, ORT_FLOAT32: 1100,
+                                        ORT_INT8: ort_ms}})
 
-    assert choose_copy("auto", loaded(ort_ms=800)) == ORT_INT8, "AVX2: ONNX Runtime's int8 beats OpenVINO's float32"
-    assert choose_copy("auto", loaded(ort_ms=800, ort_passed=False)) == FLOAT32_COPY, "it moved the rankings"
+    assert choose_copy("auto", loaded(ort_ms=800)) == ORT_INT8, "AVX2: ONNX Runtime's int8 beats the float32 copies"
+    assert choose_copy("auto", loaded(ort_ms=800, ort_passed=False)) == ORT_FLOAT32, "it moved the rankings"
     assert choose_copy("auto", loaded(ort_ms=800, int8_ms=300)) == "int8", "VNNI: OpenVINO's int8 is faster"
     assert choose_copy("int8", loaded(ort_ms=800)) == ORT_INT8, "int8 asked for: the faster int8 copy that passed"
     assert choose_copy("int8", loaded(ort_ms=800, int8_passed=False)) == ORT_INT8
@@ -118,8 +124,20 @@ def test_the_onnx_runtime_int8_bi_encoder_is_taken_where_it_kept_the_rankings_an
     assert choose_copy("int8", loaded(ort_ms=800, ort_passed=False, int8_passed=False)) == "torch"
     assert choose_copy("bfloat16", loaded(ort_ms=800)) == "torch"
     # The cross-encoder's passed its build check but not SciFact's (26 of 30 top-3 chunks): never taken.
-    assert choose_copy("auto", loaded(ort_ms=800, kind="cross-encoder")) == FLOAT32_COPY
+    assert choose_copy("auto", loaded(ort_ms=800, kind="cross-encoder")) == ORT_FLOAT32
     assert choose_copy("int8", loaded(ort_ms=800, kind="cross-encoder")) == "int8"
+
+
+def test_pair_scores_beside_an_int8_copy_come_from_the_faster_float32_copy_that_kept_the_rankings():
+    def loaded(ort_float32_ms, ort_float32_passed=True):
+        return Int8Load(copies(*quantize.COPIES),
+                        {**checks(openvino_float32=True, onnxruntime_float32=ort_float32_passed),
+                         "timings_ms": {FLOAT32_COPY: 1250, ORT_FLOAT32: ort_float32_ms}})
+
+    assert float32_copy(loaded(1100)) == ORT_FLOAT32
+    assert float32_copy(loaded(1300)) == FLOAT32_COPY
+    assert float32_copy(loaded(1100, ort_float32_passed=False)) == FLOAT32_COPY
+    assert float32_copy(Int8Load({}, {})) is None
 
 
 @needs_int8
@@ -137,22 +155,25 @@ def test_the_int8_copy_is_built_once_with_provenance_and_rebuilt_when_the_source
     p = first.provenance
     assert p["source_model"] == "my-reranker" and p["source_sha256"] == source_digest(source)
     assert p["format"].startswith("int8 static") and p["calibration"]["pairs"] == 6
-    assert p["check"]["top3_total"] == 6 and set(p["timings_ms"]) >= {"float32", "int8"}
+    assert p["checks"]["int8"]["top3_total"] == 6 and set(p["timings_ms"]) >= {"float32", "int8"}
     folders = list(cache.glob("cross-encoder-*"))
     assert len(folders) == 1 and (folders[0] / "model.xml").is_file()
     # Beside it, the unquantized OpenVINO copy: checked, timed, and computing what torch float32 computes.
     assert (folders[0] / "model-float32.xml").is_file() and FLOAT32_COPY in p["timings_ms"]
-    assert p["check_openvino_float32"]["top3_total"] == 6
-    # And ONNX Runtime's int8 copy, checked and timed beside them.
-    assert (folders[0] / onnx_copy.FILE).is_file() and ORT_INT8 in p["timings_ms"], p.get(ORT_INT8)
-    assert p[ORT_INT8]["check"]["top3_total"] == 6 and p[ORT_INT8]["build_seconds"] > 0
+    assert p["checks"][FLOAT32_COPY]["top3_total"] == 6
+    # And ONNX Runtime's int8 and float32 copies, checked and timed beside them.
+    for copy, file in ((ORT_INT8, onnx_copy.FILE), (ORT_FLOAT32, onnx_copy.FLOAT32_FILE)):
+        assert (folders[0] / file).is_file() and copy in p["timings_ms"], p.get("onnxruntime")
+        assert p["checks"][copy]["top3_total"] == 6
+    assert p["onnxruntime"]["build_seconds"] > 0
     features = Encoder("cross-encoder", tokenizer, 256).padded([("what do mitochondria make?", "They make ATP."),
                                                                ("what do mitochondria make?", "Paris is nice.")])
-    copy = np.asarray(first.load_float32()(features), dtype=np.float32)
     with torch.inference_mode():
         reference = AutoModelForSequenceClassification.from_pretrained(str(source)).eval()(
             **{k: torch.from_numpy(v) for k, v in features.items()}).logits.numpy()
-    assert np.allclose(copy, reference, atol=1e-3), (copy, reference)
+    for copy in (FLOAT32_COPY, ORT_FLOAT32):  # the float32 copies compute what torch float32 computes
+        scores = np.asarray(first.openers[copy]()(features), dtype=np.float32)
+        assert np.allclose(scores, reference, atol=1e-3), (copy, scores, reference)
 
     again = load_int8("cross-encoder", "my-reranker", str(source), cache, tokenizer, 256)
     assert again.provenance["built_at"] == p["built_at"], "an unchanged source is not rebuilt"
@@ -165,14 +186,15 @@ def test_the_int8_copy_is_built_once_with_provenance_and_rebuilt_when_the_source
 
 
 @needs_int8
-@pytest.mark.parametrize("copy", ["int8", FLOAT32_COPY, ORT_INT8])
+@pytest.mark.parametrize("copy", quantize.COPIES)
 def test_a_bi_encoder_on_a_copy_keeps_no_float_weights_and_still_knows_its_dimension_and_limit(monkeypatch, copy):
     from rag.embeddings import BiEncoder, BiEncoderPairScorer
 
     # Which copy `auto` takes depends on the CPU's timings (and int8's check on it): here the test chooses.
     monkeypatch.setattr(quantize, "choose_copy", lambda precision, loaded: copy)
     model = BiEncoder(EMBEDDER, precision="auto")
-    shown = {"int8": "int8 (OpenVINO, static)", FLOAT32_COPY: "float32 (OpenVINO)", ORT_INT8: quantize.ORT_INT8_NAME}
+    shown = {"int8": "int8 (OpenVINO, static)", FLOAT32_COPY: "float32 (OpenVINO)",
+             ORT_INT8: "int8 (ONNX Runtime, dynamic)", ORT_FLOAT32: "float32 (ONNX Runtime)"}
     assert model.format == shown[copy], model.notice
     assert {t.device.type for t in model._model.parameters()} == {"meta"}
     assert (model.dimension, model.max_tokens) == (384, 256)
