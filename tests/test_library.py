@@ -3,7 +3,7 @@
 import pytest
 
 from rag.embeddings import BiEncoder
-from rag.errors import EmbedderMismatch, UnknownDocument
+from rag.errors import EmbedderMismatch, RagError, UnknownDocument
 from rag.library import Library, clean_name
 from rag.store import Store
 from tests.conftest import make_settings
@@ -167,10 +167,11 @@ def test_ingesting_many_files_reports_each_file_read_each_batch_embedded_and_eac
         on_file=lambda o: events.append(("settled", o.name, o.status)))
     policy = outcomes[0].chunks
     assert policy >= 2, "the policy fills a batch of 2 chunks on its own"
-    # Batches: the policy alone, then moon and sun together; a bad file is settled at once; a good one with its batch.
-    assert events == [("read", "policy.md"), ("embedded", policy, policy), ("settled", "policy.md", "added"),
+    # Batches: the policy alone, then moon and sun together; a bad file is settled at once; a good one once its
+    # batch is written, which happens while the next batch is embedded.
+    assert events == [("read", "policy.md"), ("embedded", policy, policy),
                       ("read", "bad.pdf"), ("settled", "bad.pdf", "rejected"),
-                      ("read", "moon.txt"), ("read", "sun.txt"), ("embedded", 2, 2),
+                      ("read", "moon.txt"), ("read", "sun.txt"), ("embedded", 2, 2), ("settled", "policy.md", "added"),
                       ("settled", "moon.txt", "added"), ("settled", "sun.txt", "added")]
     assert store.count_chunks() == policy + 2
 
@@ -210,3 +211,24 @@ def test_whole_collection_reads_are_paged_and_complete(library, store):
         got = read_all(store._chunks, None, ["documents"], store.translate_errors, page=page)
         assert sorted(got["ids"]) == sorted(d.id for d in everything)
         assert len(got["documents"]) == len(everything)
+
+
+def test_a_write_that_fails_while_the_next_batch_is_embedded_stops_the_ingest_with_earlier_batches_kept(
+        library, store, monkeypatch):
+    put_records, calls = store.put_records, []
+
+    def second_write_fails(records):
+        calls.append([r.name for r in records])
+        if len(calls) == 2:
+            raise RagError("the disk is full")
+        return put_records(records)
+
+    monkeypatch.setattr(store, "put_records", second_write_fails)
+    files = [("moon.txt", b"The moon is rock."), ("sun.txt", b"The sun is a star."), ("mars.txt", b"Mars is red.")]
+    with pytest.raises(RagError, match="disk is full"):
+        library.ingest_many(files, batch_chunks=1)
+    assert calls == [["moon.txt"], ["sun.txt"]], "the third batch is never written once the second failed"
+    assert [r.name for r in store.list_records()] == ["moon.txt"]
+    # The failed batch's chunks were written before its commit point: nobody vouches for them, and repair drops them.
+    assert library.repair() == 1
+    assert store.chunk_sources() == [("moon.txt", store.get_record("moon.txt").sha256)]
