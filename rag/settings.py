@@ -79,7 +79,8 @@ class Settings(BaseSettings):
             "float32's (else torch with a notice): one quantized statically on real (question, chunk) pairs with "
             "OpenVINO (openvino, nncf), one dynamically with ONNX Runtime (onnxruntime, onnx); `auto`, the fastest "
             "of these that kept the rankings on this CPU (timed when the copies are built), counting float32 "
-            "computed by OpenVINO (a copy built beside them) and only copies that beat every torch format. "
+            "computed by OpenVINO or by ONNX Runtime (copies built beside them) and only copies that beat every "
+            "torch format. "
             "README: 'Number formats'."
         ),
     )
@@ -89,7 +90,8 @@ class Settings(BaseSettings):
     quantized_cache: Path = Field(
         Path("~/.cache/rag/quantized"),
         description=(
-            "Folder of the int8 copies of the encoders, one per model and source hash, each with its provenance "
+            "Folder of the int8 and float32 copies of the encoders (OpenVINO, ONNX Runtime), one per model and "
+            "source hash, each with its provenance "
             "(source model and hash, format, calibration set, check, timings); rebuilt when the source changes."
         ),
     )
