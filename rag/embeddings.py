@@ -47,8 +47,9 @@ class BiEncoder(Embeddings):
             if opened is not None:
                 forward, self.format = opened
                 self._copy = (Encoder("bi-encoder", self._model.tokenizer, self._model.max_seq_length), forward)
-                if self.format.startswith("int8") and (copy := float32_copy(loaded)) is not None:
-                    self._open_float32 = loaded.openers[copy]
+            # int8, or bfloat16 in torch (where `auto` found it fastest): pair scores still come from float32.
+            if not self.format.startswith("float32") and (copy := float32_copy(loaded)) is not None:
+                self._open_float32 = loaded.openers[copy]
             self.notice = loaded.notice
         dimension = self._model.get_embedding_dimension()
         if not dimension:
@@ -84,12 +85,12 @@ class BiEncoder(Embeddings):
 
     def embed_float32(self, texts: list[str]) -> list[list[float]]:
         """Vectors for cosines compared with a fixed threshold (`rag.evidence.AttributionRule`, measured in float32),
-        which int8's noise (about 0.03 in cosine) would move: with an int8 copy in use, a float32 copy
-        computes them (compiled on first use); in every other format, the format searching uses (float32, or
-        bfloat16 where torch runs it natively)."""
+        which int8's noise (about 0.03 in cosine) would move: where the encoder searches in int8 or bfloat16, a
+        float32 copy computes them (opened on first use; one exists wherever `auto` or `int8` built the copies); in
+        float32, the encoder itself. A bfloat16 asked for by name (no copies built) stays bfloat16."""
         if self._open_float32 is None or not texts:
             return self.embed_documents(texts)
-        encoder, _ = self._copy
+        encoder = Encoder("bi-encoder", self._model.tokenizer, self._model.max_seq_length)
         with self._lock:
             if self._float32 is None:
                 self._float32 = self._open_float32()

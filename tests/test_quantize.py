@@ -208,6 +208,26 @@ def test_a_bi_encoder_on_a_copy_keeps_no_float_weights_and_still_knows_its_dimen
 
 
 @needs_int8
+def test_a_bi_encoder_searching_in_bfloat16_scores_pairs_in_float32(monkeypatch):
+    """Where `auto` finds torch's bfloat16 fastest (a CPU with native bf16), the search runs in bfloat16, and the
+    pair scores that meet answer attribution's threshold (measured in float32) come from a float32 copy."""
+    import rag.embeddings
+    from rag.embeddings import BiEncoder, BiEncoderPairScorer
+
+    pairs = [("How long does a refund take?", "A refund takes 14 days."),
+             ("Which city is the capital of Poland?", "Warsaw is in Poland, on the Vistula.")]
+    reference = BiEncoder(EMBEDDER, precision="float32")
+    float32_scores, float32_vector = BiEncoderPairScorer(reference).score(pairs), reference.embed_query(pairs[0][1])
+    monkeypatch.setattr(quantize, "choose_copy", lambda precision, loaded: "torch")
+    monkeypatch.setattr(rag.embeddings, "torch_dtype", lambda precision, device: torch.bfloat16)
+    model = BiEncoder(EMBEDDER, precision="auto")
+    assert model.format == "bfloat16"
+    scores = BiEncoderPairScorer(model).score(pairs)
+    assert scores == pytest.approx(float32_scores, abs=1e-4), "float32's, not bfloat16's (about 1e-3 off)"
+    assert model.embed_query(pairs[0][1]) != pytest.approx(float32_vector, abs=1e-4), "the search is bfloat16's"
+
+
+@needs_int8
 def test_a_failed_build_leaves_the_encoder_in_torch_with_a_notice(tmp_path):
     from rag.embeddings import BiEncoder
 
