@@ -8,10 +8,10 @@ same (`MIN_TOP3_AGREEMENT`). The build also times float32, bfloat16 (where nativ
 `auto` takes int8 only where it is the fastest format that passed on this CPU.
 
 The same build keeps the converted model unquantized as well (`model-float32.xml`): float32 computed by OpenVINO's
-kernels instead of torch's; and writes a third copy, int8 computed by ONNX Runtime (`rag/onnx_copy.py`: dynamic,
-no calibration), whose int8 kernels are faster than float32 on a CPU without VNNI, where OpenVINO's are not. Each
-is checked and timed beside the others; `auto` takes the fastest copy that kept the rankings and beat torch
-(`choose_copy`).
+kernels instead of torch's; and writes two copies for ONNX Runtime (`rag/onnx_copy.py`): float32 (its fused BERT
+operators), and int8 (dynamic, no calibration), whose int8 kernels are faster than float32 on a CPU without VNNI,
+where OpenVINO's are not. Each is checked and timed beside the others (`COPIES`); `auto` takes the fastest copy
+that kept the rankings and beat torch (`choose_copy`), and only the chosen copy is opened.
 
 The copy lives in `<quantized_cache>/<kind>-<source hash>/` with `provenance.json` (source model and its hash, format,
 calibration file and its hash, libraries, CPU, check and timings); a change of the source model, of the calibration
