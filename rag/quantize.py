@@ -107,8 +107,8 @@ COPIES = tuple(SHOWN)
 INT8_COPIES = ("int8", ORT_INT8)
 OPENVINO_FLOAT32, ORT_INT8_NAME = SHOWN[FLOAT32_COPY], SHOWN[ORT_INT8]
 # Whose ONNX Runtime int8 copy may be used. Every build writes and checks one (so that the benchmarks measure it),
-# but on SciFact the cross-encoder's kept only 26 of 30 top-3 chunks of float32's (bench/precision.py; its build
-# check, ten pools, had passed it), while the bi-encoder's kept dense nDCG@10 (README: 'Number formats').
+# but on SciFact the cross-encoder's kept only 24 to 26 of 30 top-3 chunks of float32's (bench/precision.py; its
+# build check, ten pools, had passed it once), while the bi-encoder's kept dense nDCG@10 (README: 'Number formats').
 ORT_INT8_KINDS = ("bi-encoder",)
 
 
@@ -142,21 +142,21 @@ def choose_copy(precision: str, loaded: Int8Load) -> str:
 
     `int8` takes the faster, as timed when the copies were built, of the int8 copies that kept float32's rankings.
     `auto` takes the fastest of all copies that kept them and beat every torch format; torch where none did."""
-    timings = loaded.provenance.get("timings_ms", {})
     if precision == "int8":
-        candidates = [copy for copy in INT8_COPIES if loaded.usable(copy)]
-    elif precision == "auto":
-        candidates = [copy for copy in COPIES if loaded.faster(copy)]
-    else:
-        candidates = []
-    return min(candidates, key=lambda copy: timings.get(copy, float("inf")), default="torch")
+        return _fastest(loaded, [copy for copy in INT8_COPIES if loaded.usable(copy)]) or "torch"
+    if precision == "auto":
+        return _fastest(loaded, [copy for copy in COPIES if loaded.faster(copy)]) or "torch"
+    return "torch"
 
 
 def float32_copy(loaded: Int8Load) -> str | None:
     """The faster, as timed when built, of the float32 copies that kept torch float32's rankings; None if neither."""
+    return _fastest(loaded, [copy for copy in (FLOAT32_COPY, ORT_FLOAT32) if loaded.usable(copy)])
+
+
+def _fastest(loaded: Int8Load, copies: list[str]) -> str | None:
     timings = loaded.provenance.get("timings_ms", {})
-    usable = [copy for copy in (FLOAT32_COPY, ORT_FLOAT32) if loaded.usable(copy)]
-    return min(usable, key=lambda copy: timings.get(copy, float("inf")), default=None)
+    return min(copies, key=lambda copy: timings.get(copy, float("inf")), default=None)
 
 
 def open_copy(precision: str, loaded: Int8Load) -> tuple[Forward, str] | None:
