@@ -16,7 +16,6 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -128,59 +127,40 @@ class Library:
         """Add many files, embedding their chunks together in batches (much faster for many small files).
 
         Each document is still committed by its own record, so an interruption leaves every one fully in or out.
-        A batch is written while the next is embedded. Progress: `on_start` before each file is read, `on_chunks`
-        as a batch is embedded, `on_file` with each file's outcome once it is settled (a file waits for its batch
-        to be written, which ends while the next batch is embedded, so outcomes can come later than, and in
-        another order from, the files); every callback runs on the caller's thread. Returns the outcomes in the
-        order of `files`.
+        Progress: `on_start` before each file is read, `on_chunks` as a batch is embedded, `on_file` with each
+        file's outcome once it is settled (a file waits for its batch to be written, so outcomes can come later
+        than, and in another order from, the files). Returns the outcomes in the order of `files`.
         """
         batch_chunks = batch_chunks or self.settings.ingest_batch_chunks
         outcomes: dict[int, IngestOutcome] = {}
         pending: list[tuple[int, _Prepared]] = []
-        # A batch is written while the next one is embedded: Chroma's writes release the GIL and would otherwise
-        # leave the encoder idle for about a tenth of an ingest. One writer, so batches commit in their order.
-        writing: list[tuple[list[int], Future[list[IngestOutcome]]]] = []
 
         def settle(index: int, outcome: IngestOutcome) -> None:
             outcomes[index] = outcome
             if on_file:
                 on_file(outcome)
 
-        def settle_written() -> None:
-            while writing:  # outcomes are settled on the caller's thread (progress callbacks may need it)
-                indexes, future = writing.pop()
-                for index, outcome in zip(indexes, future.result()):
-                    settle(index, outcome)
-
         def flush() -> None:
-            if not pending:
-                return
-            batch = [p for _, p in pending]
-            vectors = self._embed(batch, on_chunks)
-            settle_written()
-            writing.append(([i for i, _ in pending], writer.submit(self._write, batch, vectors)))
+            for (index, _), outcome in zip(pending, self._commit([p for _, p in pending], on_chunks)):
+                settle(index, outcome)
             pending.clear()
 
         seen: dict[str, str] = {}
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-ingest-write") as writer:
-            try:
-                for index, (raw_name, data) in enumerate(files):
-                    name = clean_name(raw_name)
-                    if on_start:
-                        on_start(index, name)
-                    if duplicate := duplicate_in_batch(seen, name, data):
-                        settle(index, duplicate)
-                        continue
-                    prepared = self._prepare(name, data)
-                    if isinstance(prepared, IngestOutcome):
-                        settle(index, prepared)
-                        continue
-                    pending.append((index, prepared))
-                    if sum(len(p.chunks) for _, p in pending) >= batch_chunks:
-                        flush()
+        for index, (raw_name, data) in enumerate(files):
+            name = clean_name(raw_name)
+            if on_start:
+                on_start(index, name)
+            if duplicate := duplicate_in_batch(seen, name, data):
+                settle(index, duplicate)
+                continue
+            prepared = self._prepare(name, data)
+            if isinstance(prepared, IngestOutcome):
+                settle(index, prepared)
+                continue
+            pending.append((index, prepared))
+            if sum(len(p.chunks) for _, p in pending) >= batch_chunks:
                 flush()
-            finally:
-                settle_written()  # a failed or interrupted ingest still waits for the write under way
+        flush()
         return [outcomes[i] for i in sorted(outcomes)]
 
     def _prepare(self, name: str, data: bytes) -> "_Prepared | IngestOutcome":
@@ -210,12 +190,11 @@ class Library:
         return _Prepared(name, record, chunks, replaces=previous is not None)
 
     def _commit(self, prepared: list["_Prepared"], on_chunks: ChunkProgress | None = None) -> list[IngestOutcome]:
-        """Embed, then write."""
-        return self._write(prepared, self._embed(prepared, on_chunks)) if prepared else []
-
-    def _embed(self, prepared: list["_Prepared"], on_chunks: ChunkProgress | None = None) -> list[list[float]]:
-        """The vectors of every chunk of `prepared`, in order; nothing is written."""
-        texts = [c.page_content for p in prepared for c in p.chunks]
+        """Embed, then write chunks, then the records (the commit point), then drop replaced versions."""
+        if not prepared:
+            return []
+        chunks = [c for p in prepared for c in p.chunks]
+        texts = [c.page_content for c in chunks]
         # Longest first over the whole batch: a forward pass pads its chunks to the longest of them, and the encoder
         # sorts only within one call. Embedding in file order, a few calls of 128, padded 14% of SciFact's tokens.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
@@ -227,11 +206,7 @@ class Library:
                 vectors[i] = vector
             if on_chunks:
                 on_chunks(min(start + step, len(order)), len(order))
-        return vectors
-
-    def _write(self, prepared: list["_Prepared"], vectors: list[list[float]]) -> list[IngestOutcome]:
-        """Write chunks, then the records (the commit point), then drop replaced versions."""
-        self.store.add_chunks([c for p in prepared for c in p.chunks], vectors)
+        self.store.add_chunks(chunks, vectors)
         self.store.put_records([p.record for p in prepared])
         self.store.committed(put=[(p.record, p.chunks) for p in prepared])
         outcomes = []

@@ -167,11 +167,10 @@ def test_ingesting_many_files_reports_each_file_read_each_batch_embedded_and_eac
         on_file=lambda o: events.append(("settled", o.name, o.status)))
     policy = outcomes[0].chunks
     assert policy >= 2, "the policy fills a batch of 2 chunks on its own"
-    # Batches: the policy alone, then moon and sun together; a bad file is settled at once; a good one once its
-    # batch is written, which happens while the next batch is embedded.
-    assert events == [("read", "policy.md"), ("embedded", policy, policy),
+    # Batches: the policy alone, then moon and sun together; a bad file is settled at once; a good one with its batch.
+    assert events == [("read", "policy.md"), ("embedded", policy, policy), ("settled", "policy.md", "added"),
                       ("read", "bad.pdf"), ("settled", "bad.pdf", "rejected"),
-                      ("read", "moon.txt"), ("read", "sun.txt"), ("embedded", 2, 2), ("settled", "policy.md", "added"),
+                      ("read", "moon.txt"), ("read", "sun.txt"), ("embedded", 2, 2),
                       ("settled", "moon.txt", "added"), ("settled", "sun.txt", "added")]
     assert store.count_chunks() == policy + 2
 
@@ -213,8 +212,7 @@ def test_whole_collection_reads_are_paged_and_complete(library, store):
         assert len(got["documents"]) == len(everything)
 
 
-def test_a_write_that_fails_while_the_next_batch_is_embedded_stops_the_ingest_with_earlier_batches_kept(
-        library, store, monkeypatch):
+def test_a_write_that_fails_stops_the_ingest_with_earlier_batches_kept(library, store, monkeypatch):
     put_records, calls = store.put_records, []
 
     def second_write_fails(records):
