@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from . import onnx_copy, quantize
-from .quantize import (FLOAT32_COPY, MIN_TOP3_AGREEMENT, ORT_FLOAT32, ORT_INT8, Encoder, Forward, Kind, _compile,
-                       cpu_kind)
+from .quantize import (COPIES, FLOAT32_COPY, MIN_TOP3_AGREEMENT, ORT_FLOAT32, ORT_INT8, Encoder, Forward, Kind,
+                       _compile, cpu_kind)
 
 
 def read_calibration() -> tuple[list[tuple[str, str]], list[tuple[str, list[str]]]]:
@@ -121,9 +121,11 @@ def build(kind: Kind, source: str, folder: Path, tokenizer, max_length: int, wan
     def agreement(fmt: str) -> int:
         return sum(len(set(top3(a)) & set(top3(b))) for a, b in zip(scores[fmt], scores["float32"]))
 
-    total = 3 * len(pools)
-    checks = {copy: {"top3_same": same, "top3_total": total, "passed": same >= MIN_TOP3_AGREEMENT * total}
-              for copy in forwards if copy not in ("float32", "bfloat16") for same in [agreement(copy)]}
+    def check(copy: str) -> dict:
+        same, total = agreement(copy), 3 * len(pools)
+        return {"top3_same": same, "top3_total": total, "passed": same >= MIN_TOP3_AGREEMENT * total}
+
+    checks = {copy: check(copy) for copy in forwards if copy in COPIES}
     import importlib.metadata as md
 
     provenance = {

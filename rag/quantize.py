@@ -194,9 +194,7 @@ def load_int8(kind: Kind, name: str, source: str, cache: Path | None, tokenizer,
                     from .int8_build import build
 
                     provenance = build(kind, source, folder, tokenizer, max_length, wanted)
-        openers = {copy: opener for copy, opener in _openers(folder, cache / "openvino-cache").items()
-                   if opener is not None}
-        loaded = Int8Load(openers=openers, provenance=provenance)
+        loaded = Int8Load(openers=_openers(folder, cache / "openvino-cache"), provenance=provenance)
         check = provenance.get("checks", {}).get("int8", {})
         loaded.notice = None if any(loaded.usable(c) for c in INT8_COPIES) else (
             f"int8 {kind} not used: it kept {check.get('top3_same')} of {check.get('top3_total')} top-3 chunks of "
@@ -208,18 +206,19 @@ def load_int8(kind: Kind, name: str, source: str, cache: Path | None, tokenizer,
                                f"using torch")
 
 
-def _openers(folder: Path, openvino_cache: Path) -> dict[str, Callable[[], Forward] | None]:
-    """How to open each copy in `folder`, None for a copy whose file is missing (its build failed)."""
+def _openers(folder: Path, openvino_cache: Path) -> dict[str, Callable[[], Forward]]:
+    """How to open each copy in `folder` whose file exists (a failed build leaves its copy out)."""
     from . import onnx_copy
 
-    def openvino(path: Path):
-        return (lambda: _compile(path, openvino_cache)) if path.is_file() else None
+    files = {"int8": folder / "model.xml", FLOAT32_COPY: folder / "model-float32.xml",
+             ORT_INT8: folder / onnx_copy.FILE, ORT_FLOAT32: folder / onnx_copy.FLOAT32_FILE}
 
-    def onnxruntime(path: Path):
-        return (lambda: onnx_copy.open_session(path)) if path.is_file() else None
+    def opener(copy: str, path: Path) -> Callable[[], Forward]:
+        if copy in (ORT_INT8, ORT_FLOAT32):
+            return lambda: onnx_copy.open_session(path)
+        return lambda: _compile(path, openvino_cache)
 
-    return {"int8": openvino(folder / "model.xml"), FLOAT32_COPY: openvino(folder / "model-float32.xml"),
-            ORT_INT8: onnxruntime(folder / onnx_copy.FILE), ORT_FLOAT32: onnxruntime(folder / onnx_copy.FLOAT32_FILE)}
+    return {copy: opener(copy, path) for copy, path in files.items() if path.is_file()}
 
 
 def source_digest(folder: Path) -> str:
