@@ -145,7 +145,7 @@ def build(kind: Kind, source: str, folder: Path, tokenizer, max_length: int, wan
 
 
 def _build_onnxruntime(kind: Kind, source: str, folder: Path, example: dict[str, np.ndarray]) -> dict:
-    """The ONNX Runtime copies (rag/onnx_copy.py): what they are and their build time, or why they could not be built."""
+    """The ONNX Runtime copies (rag/onnx_copy.py): what they are and their build time, or why they were not built."""
     started = time.perf_counter()
     try:
         onnx_copy.build(_torch_model(kind, source, attn_implementation="eager"), source, folder, example)
