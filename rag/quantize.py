@@ -120,6 +120,7 @@ class Int8Load:
     openers: dict[str, Callable[[], Forward]] = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
     notice: str | None = None
+    folder: Path | None = None  # where the copies are kept
 
     def passed(self, copy: str) -> bool:
         """The copy kept float32's rankings on the build's check pools (whether or not it may be used)."""
@@ -194,7 +195,7 @@ def load_int8(kind: Kind, name: str, source: str, cache: Path | None, tokenizer,
                     from .int8_build import build
 
                     provenance = build(kind, source, folder, tokenizer, max_length, wanted)
-        loaded = Int8Load(openers=_openers(folder, cache / "openvino-cache"), provenance=provenance)
+        loaded = Int8Load(openers=_openers(folder, cache / "openvino-cache"), provenance=provenance, folder=folder)
         check = provenance.get("checks", {}).get("int8", {})
         loaded.notice = None if any(loaded.usable(c) for c in INT8_COPIES) else (
             f"int8 {kind} not used: it kept {check.get('top3_same')} of {check.get('top3_total')} top-3 chunks of "

@@ -277,6 +277,31 @@ def test_the_onnx_runtime_copy_scores_a_pair_the_same_whatever_it_is_batched_wit
     assert name == quantize.ORT_INT8_NAME
 
 
+@needs_int8
+@pytest.mark.parametrize("copy", [ORT_INT8, ORT_FLOAT32])
+def test_the_onnx_runtime_copy_scores_the_same_with_one_worker_or_one_per_core(copy):
+    """Several sequences at once, each on its own core, come back in the order given and as one worker computes
+    them (each sequence is still computed alone)."""
+    _, pools = read_calibration()
+    question, passages = pools[1]
+    model = SentenceTransformerCrossEncoder(str(RERANKER), precision="float32")
+    loaded = load_int8("cross-encoder", str(RERANKER), resolve_model(str(RERANKER)), None, model._tokenizer, 256)
+    encoder = Encoder("cross-encoder", model._tokenizer, 256)
+    pairs = [(question, p) for p in passages[:6]] + [(question, "no.")]
+    features = encoder.padded(pairs)
+    one_worker = onnx_copy.open_session(loaded.folder / loaded_file(copy), workers=1)
+    several = onnx_copy.open_session(loaded.folder / loaded_file(copy), workers=3)(features)
+    assert several.shape == (len(pairs), 1)
+    assert np.array_equal(one_worker(features), several)
+    alone = [one_worker(encoder.padded([pair]))[0, 0] for pair in pairs]
+    assert several[:, 0].tolist() == alone, "each score is its own pair's, in the order given"
+    assert len(set(alone)) == len(pairs)
+
+
+def loaded_file(copy: str) -> str:
+    return {ORT_INT8: onnx_copy.FILE, ORT_FLOAT32: onnx_copy.FLOAT32_FILE}[copy]
+
+
 def test_float32_scores_are_the_libraries_own_with_one_tokenization_and_no_repeats(monkeypatch):
     model = SentenceTransformerCrossEncoder(str(RERANKER), precision="float32", remember=100)
     _, pools = read_calibration()
