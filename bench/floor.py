@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import statistics
 import sys
 import time
@@ -101,7 +102,11 @@ def int8_rate(shape: dict[str, int], tokens: int, repeats: int = 15) -> float:
             model.ir_version = 8
             plain, quantized = f"{folder}/plain.onnx", f"{folder}/int8.onnx"
             onnx.save(model, plain)
-            quantize_dynamic(plain, quantized, weight_type=QuantType.QInt8, per_channel=True)
+            logging.disable(logging.WARNING)  # its advice, on the root logger, of a pre-processing step for CNNs
+            try:
+                quantize_dynamic(plain, quantized, weight_type=QuantType.QInt8, per_channel=True)
+            finally:
+                logging.disable(logging.NOTSET)
             session = ort.InferenceSession(quantized, options, providers=["CPUExecutionProvider"])
             x = rng.standard_normal((tokens, k)).astype(np.float32)
             runs.append((session, {"x": x}))

@@ -37,7 +37,8 @@ class BiEncoder(Embeddings):
         except Exception as exc:  # hub errors, missing files and bad configs all surface differently
             raise describe_load_failure("embedding model", name, "RAG_EMBEDDING_MODEL", exc) from exc
         self.format, self.notice = format_name(self.dtype), choice.notice
-        self._copy: tuple[Encoder, Callable] | None = None
+        self._encoder = Encoder("bi-encoder", self._model.tokenizer, self._model.max_seq_length)  # for the copies
+        self._copy: Callable | None = None
         self._open_float32: Callable[[], Callable] | None = None
         self._float32: Callable | None = None
         if choice.int8:  # a copy (int8, or OpenVINO float32) where asked for or fastest; else torch
@@ -45,8 +46,7 @@ class BiEncoder(Embeddings):
                                self._model.max_seq_length)
             opened = open_copy(precision, loaded)
             if opened is not None:
-                forward, self.format = opened
-                self._copy = (Encoder("bi-encoder", self._model.tokenizer, self._model.max_seq_length), forward)
+                self._copy, self.format = opened
             # int8, or bfloat16 in torch (where `auto` found it fastest): pair scores still come from float32.
             if not self.format.startswith("float32") and (copy := float32_copy(loaded)) is not None:
                 self._open_float32 = loaded.openers[copy]
@@ -70,9 +70,8 @@ class BiEncoder(Embeddings):
         if not texts:
             return []
         if self._copy is not None:
-            encoder, forward = self._copy
             with self._lock:
-                return encoder.embed(forward, list(texts), self.batch_size).tolist()
+                return self._encoder.embed(self._copy, list(texts), self.batch_size).tolist()
         with self._lock:
             vectors = self._model.encode(list(texts), batch_size=self.batch_size, convert_to_tensor=True,
                                          show_progress_bar=False)
@@ -90,11 +89,10 @@ class BiEncoder(Embeddings):
         float32, the encoder itself. A bfloat16 asked for by name (no copies built) stays bfloat16."""
         if self._open_float32 is None or not texts:
             return self.embed_documents(texts)
-        encoder = Encoder("bi-encoder", self._model.tokenizer, self._model.max_seq_length)
         with self._lock:
             if self._float32 is None:
                 self._float32 = self._open_float32()
-            return encoder.embed(self._float32, list(texts), self.batch_size).tolist()
+            return self._encoder.embed(self._float32, list(texts), self.batch_size).tolist()
 
 
 class BiEncoderPairScorer(BaseCrossEncoder):
