@@ -113,7 +113,7 @@ ORT_INT8_KINDS = ("bi-encoder",)
 
 
 @dataclass
-class Int8Load:
+class EncoderCopies:
     """The outcome of loading (or building) an encoder's copies: `openers` opens each copy on disk (only when it
     is chosen: each costs a second and its weights' memory); `provenance` holds their checks and timings."""
 
@@ -138,7 +138,7 @@ class Int8Load:
         return self.usable(copy) and copy in timings and all(timings[copy] < ms for ms in torch_formats)
 
 
-def choose_copy(precision: str, loaded: Int8Load) -> str:
+def choose_copy(precision: str, loaded: EncoderCopies) -> str:
     """Which copy an encoder computes with: one of COPIES, or "torch".
 
     `int8` takes the faster, as timed when the copies were built, of the int8 copies that kept float32's rankings.
@@ -150,29 +150,29 @@ def choose_copy(precision: str, loaded: Int8Load) -> str:
     return "torch"
 
 
-def float32_copy(loaded: Int8Load) -> str | None:
+def float32_copy(loaded: EncoderCopies) -> str | None:
     """The faster, as timed when built, of the float32 copies that kept torch float32's rankings; None if neither."""
     return _fastest(loaded, [copy for copy in (FLOAT32_COPY, ORT_FLOAT32) if loaded.usable(copy)])
 
 
-def _fastest(loaded: Int8Load, copies: list[str]) -> str | None:
+def _fastest(loaded: EncoderCopies, copies: list[str]) -> str | None:
     timings = loaded.provenance.get("timings_ms", {})
     return min(copies, key=lambda copy: timings.get(copy, float("inf")), default=None)
 
 
-def open_copy(precision: str, loaded: Int8Load) -> tuple[Forward, str] | None:
+def open_copy(precision: str, loaded: EncoderCopies) -> tuple[Forward, str] | None:
     """The copy `choose_copy` picks, as (forward, format name shown); None where the encoder stays in torch."""
     return open_named_copy(choose_copy(precision, loaded), loaded)
 
 
-def open_named_copy(copy: str, loaded: Int8Load) -> tuple[Forward, str] | None:
+def open_named_copy(copy: str, loaded: EncoderCopies) -> tuple[Forward, str] | None:
     """The copy named `copy` (one of COPIES), checked or not, as (forward, format name shown); None where there is
     no such copy ("torch" included)."""
     opener = loaded.openers.get(copy)
     return None if opener is None else (opener(), SHOWN[copy])
 
 
-def load_int8(kind: Kind, name: str, source: str, cache: Path | None, tokenizer, max_length: int) -> Int8Load:
+def load_int8(kind: Kind, name: str, source: str, cache: Path | None, tokenizer, max_length: int) -> EncoderCopies:
     """The cached int8 copy of `source` for this kind, built first if needed; never raises."""
     cache = Path(cache or Path.home() / ".cache" / "rag" / "quantized").expanduser()
     try:
@@ -195,7 +195,7 @@ def load_int8(kind: Kind, name: str, source: str, cache: Path | None, tokenizer,
                     from .int8_build import build
 
                     provenance = build(kind, source, folder, tokenizer, max_length, wanted)
-        loaded = Int8Load(openers=_openers(folder, cache / "openvino-cache"), provenance=provenance, folder=folder)
+        loaded = EncoderCopies(openers=_openers(folder, cache / "openvino-cache"), provenance=provenance, folder=folder)
         check = provenance.get("checks", {}).get("int8", {})
         loaded.notice = None if any(loaded.usable(c) for c in INT8_COPIES) else (
             f"int8 {kind} not used: it kept {check.get('top3_same')} of {check.get('top3_total')} top-3 chunks of "
@@ -203,7 +203,7 @@ def load_int8(kind: Kind, name: str, source: str, cache: Path | None, tokenizer,
         return loaded
     except Exception as exc:  # a failed build or load must not take the encoder down: torch is the fallback
         first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        return Int8Load(notice=f"int8 {kind} could not be built or loaded ({type(exc).__name__}: {first}); "
+        return EncoderCopies(notice=f"int8 {kind} could not be built or loaded ({type(exc).__name__}: {first}); "
                                f"using torch")
 
 

@@ -19,7 +19,7 @@ from transformers import AutoModelForSequenceClassification
 from rag import onnx_copy, quantize
 from rag.models import resolve_model
 from rag.int8_build import read_calibration, top3
-from rag.quantize import (FLOAT32_COPY, ORT_FLOAT32, ORT_INT8, Encoder, Int8Load, choose_copy, choose_format, cpu_kind,
+from rag.quantize import (FLOAT32_COPY, ORT_FLOAT32, ORT_INT8, Encoder, EncoderCopies, choose_copy, choose_format, cpu_kind,
                           float32_copy, load_int8, open_named_copy, source_digest)
 from rag.rerank import SentenceTransformerCrossEncoder
 
@@ -78,18 +78,18 @@ def checks(**passed: bool) -> dict:
 
 def test_auto_takes_int8_only_where_it_passed_and_was_timed_fastest():
     passed = checks(int8=True)
-    assert Int8Load(copies("int8"), {**passed, "timings_ms": {"float32": 900, "bfloat16": 450, "int8": 200}}
+    assert EncoderCopies(copies("int8"), {**passed, "timings_ms": {"float32": 900, "bfloat16": 450, "int8": 200}}
                     ).faster("int8")
-    assert not Int8Load(copies("int8"), {**passed, "timings_ms": {"float32": 900, "bfloat16": 150, "int8": 200}}
+    assert not EncoderCopies(copies("int8"), {**passed, "timings_ms": {"float32": 900, "bfloat16": 150, "int8": 200}}
                         ).faster("int8")
-    assert not Int8Load({}, {**passed, "timings_ms": {"float32": 900, "int8": 200}}).faster("int8"), "not on disk"
-    failed = Int8Load(copies("int8"), {**checks(int8=False), "timings_ms": {"float32": 900, "int8": 9}})
+    assert not EncoderCopies({}, {**passed, "timings_ms": {"float32": 900, "int8": 200}}).faster("int8"), "not on disk"
+    failed = EncoderCopies(copies("int8"), {**checks(int8=False), "timings_ms": {"float32": 900, "int8": 9}})
     assert not failed.usable("int8") and not failed.faster("int8")
 
 
 def test_auto_takes_the_fastest_openvino_copy_that_kept_the_rankings_and_beat_torch():
     def loaded(int8_ms, copy_ms, copy_passed=True, int8_passed=True):
-        return Int8Load(copies("int8", FLOAT32_COPY),
+        return EncoderCopies(copies("int8", FLOAT32_COPY),
                         {**checks(int8=int8_passed, openvino_float32=copy_passed),
                          "timings_ms": {"float32": 1400, "int8": int8_ms, FLOAT32_COPY: copy_ms}})
 
@@ -103,13 +103,13 @@ def test_auto_takes_the_fastest_openvino_copy_that_kept_the_rankings_and_beat_to
     assert choose_copy("float32", loaded(int8_ms=300, copy_ms=1250)) == "torch", "a torch format asked for"
     assert choose_copy("int8", loaded(int8_ms=1500, copy_ms=1250)) == "int8", "asked for, int8 it is"
     assert choose_copy("int8", loaded(int8_ms=300, copy_ms=1250, int8_passed=False)) == "torch"
-    assert choose_copy("auto", Int8Load(copies("int8"), {**checks(int8=True),
+    assert choose_copy("auto", EncoderCopies(copies("int8"), {**checks(int8=True),
                                                          "timings_ms": {"float32": 9, "int8": 20}})) == "torch"
 
 
 def test_the_onnx_runtime_int8_bi_encoder_is_taken_where_it_kept_the_rankings_and_was_fastest():
     def loaded(ort_ms, ort_passed=True, int8_passed=True, int8_ms=1500, kind="bi-encoder"):
-        return Int8Load(copies(*quantize.COPIES),
+        return EncoderCopies(copies(*quantize.COPIES),
                         {"kind": kind, **checks(int8=int8_passed, openvino_float32=True, onnxruntime_int8=ort_passed,
                                                 onnxruntime_float32=True),
                          "timings_ms": {"float32": 1400, "int8": int8_ms, FLOAT32_COPY: 1250, ORT_FLOAT32: 1100,
@@ -130,14 +130,14 @@ def test_the_onnx_runtime_int8_bi_encoder_is_taken_where_it_kept_the_rankings_an
 
 def test_pair_scores_beside_an_int8_copy_come_from_the_faster_float32_copy_that_kept_the_rankings():
     def loaded(ort_float32_ms, ort_float32_passed=True):
-        return Int8Load(copies(*quantize.COPIES),
+        return EncoderCopies(copies(*quantize.COPIES),
                         {**checks(openvino_float32=True, onnxruntime_float32=ort_float32_passed),
                          "timings_ms": {FLOAT32_COPY: 1250, ORT_FLOAT32: ort_float32_ms}})
 
     assert float32_copy(loaded(1100)) == ORT_FLOAT32
     assert float32_copy(loaded(1300)) == FLOAT32_COPY
     assert float32_copy(loaded(1100, ort_float32_passed=False)) == FLOAT32_COPY
-    assert float32_copy(Int8Load({}, {})) is None
+    assert float32_copy(EncoderCopies({}, {})) is None
 
 
 @needs_int8
