@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -26,11 +25,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import SCIFACT  # noqa: E402
+from bench.common import SCIFACT, split_as_the_app_does  # noqa: E402
 from rag.embeddings import BiEncoder  # noqa: E402
 from rag.evaluation import load_beir  # noqa: E402
-from rag.library import split_document  # noqa: E402
-from rag.loaders import load_document  # noqa: E402
 from rag.quantize import CALIBRATION  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
@@ -43,10 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     test = load_beir(SCIFACT)
-    texts = []
-    for name, data in test.documents:
-        loaded = load_document(data, name, max_pages=settings.max_pages)
-        texts += [c.page_content for c in split_document(loaded, name, hashlib.sha256(data).hexdigest(), settings)]
+    texts = [c.page_content for c in split_as_the_app_does(test.documents, settings)]
     qids = list(test.questions)
     embedder = BiEncoder(settings.embedding_model, precision="float32")
     cached = args.vectors / "vectors.npy" if args.vectors else None

@@ -18,6 +18,18 @@ SCIFACT = REPO.parent / "shared" / "eval" / "scifact"
 DEFAULT_RERANKER = REPO.parent / "shared" / "models" / "reranker-minilm-l6-sci"
 
 
+def split_as_the_app_does(documents: list[tuple[str, bytes]], settings: Settings) -> list:
+    """The chunks (LangChain documents) the app's ingest makes of these (name, bytes) files."""
+    import hashlib
+
+    from rag.library import split_document
+    from rag.loaders import load_document
+
+    return [chunk for name, data in documents
+            for chunk in split_document(load_document(data, name, max_pages=settings.max_pages), name,
+                                        hashlib.sha256(data).hexdigest(), settings)]
+
+
 def cpu_description() -> str:
     """The CPU's model name, core count and what matters for the number formats (rag.quantize.cpu_kind)."""
     import os

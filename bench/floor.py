@@ -20,7 +20,6 @@ Run: `scripts/run-bench.sh floor [--docs 600] [--speed bench/results/speed-avx2.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import statistics
@@ -33,10 +32,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import DEFAULT_RERANKER, SCIFACT, cpu_description  # noqa: E402
+from bench.common import DEFAULT_RERANKER, SCIFACT, cpu_description, split_as_the_app_does  # noqa: E402
 from rag.evaluation import load_beir  # noqa: E402
-from rag.library import split_document  # noqa: E402
-from rag.loaders import load_document  # noqa: E402
 from rag.models import resolve_model  # noqa: E402
 from rag.int8_build import read_calibration  # noqa: E402
 from rag.settings import Settings  # noqa: E402
@@ -146,9 +143,8 @@ def main() -> None:
     cross_shape = model_shape(args.reranker)
     rerank_flops = statistics.median(flops(lengths, cross_shape) for lengths in pair_lengths)
 
-    chunks = [chunk.page_content for name, data in load_beir(SCIFACT).documents[: args.docs]
-              for chunk in split_document(load_document(data, name, max_pages=settings.max_pages), name,
-                                          hashlib.sha256(data).hexdigest(), settings)]
+    chunks = [chunk.page_content for chunk in split_as_the_app_does(load_beir(SCIFACT).documents[: args.docs],
+                                                                      settings)]
     bi_tokenizer = AutoTokenizer.from_pretrained(str(embedder))
     chunk_lengths = [len(ids) for ids in bi_tokenizer(chunks, truncation=True, max_length=max_seq)["input_ids"]]
     bi_shape = model_shape(embedder)

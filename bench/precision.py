@@ -21,7 +21,6 @@ Run: `scripts/run-bench.sh precision [--rerank-questions 50] [--pool 100] [--for
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import statistics
 import sys
@@ -32,11 +31,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import DEFAULT_RERANKER, SCIFACT, cpu_description  # noqa: E402
+from bench.common import DEFAULT_RERANKER, SCIFACT, cpu_description, split_as_the_app_does  # noqa: E402
 from rag.embeddings import BiEncoder  # noqa: E402
 from rag.evaluation import load_beir  # noqa: E402
-from rag.library import split_document  # noqa: E402
-from rag.loaders import load_document  # noqa: E402
 from rag.metrics import dedupe, ndcg_at_k  # noqa: E402
 from rag.quantize import COPIES, Encoder, load_int8, open_named_copy  # noqa: E402
 from rag.rerank import SentenceTransformerCrossEncoder  # noqa: E402
@@ -75,10 +72,7 @@ def main() -> None:
     settings = Settings()
     cache = args.quantized_cache or settings.quantized_cache
     test = load_beir(SCIFACT)
-    chunks = []
-    for name, data in test.documents:
-        loaded = load_document(data, name, max_pages=settings.max_pages)
-        chunks += split_document(loaded, name, hashlib.sha256(data).hexdigest(), settings)
+    chunks = split_as_the_app_does(test.documents, settings)
     texts, sources = [c.page_content for c in chunks], [c.metadata["source"] for c in chunks]
     qids = list(test.questions)[:EVALUATED]
     print(f"{cpu_description()}\n{len(test.documents)} documents, {len(chunks)} chunks, {len(qids)} claims",

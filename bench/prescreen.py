@@ -17,7 +17,6 @@ embedding the corpus).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import statistics
 import sys
@@ -28,11 +27,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import DEFAULT_RERANKER, SCIFACT, cpu_description  # noqa: E402
+from bench.common import DEFAULT_RERANKER, SCIFACT, cpu_description, split_as_the_app_does  # noqa: E402
 from rag.embeddings import BiEncoder  # noqa: E402
 from rag.evaluation import load_beir  # noqa: E402
-from rag.library import split_document  # noqa: E402
-from rag.loaders import load_document  # noqa: E402
 from rag.metrics import dedupe, ndcg_at_k  # noqa: E402
 from rag.rerank import SentenceTransformerCrossEncoder  # noqa: E402
 from rag.settings import Settings  # noqa: E402
@@ -65,10 +62,7 @@ def main() -> None:
 
     settings = Settings()
     test = load_beir(SCIFACT)
-    chunks = []
-    for name, data in test.documents:
-        chunks += split_document(load_document(data, name, max_pages=settings.max_pages), name,
-                                 hashlib.sha256(data).hexdigest(), settings)
+    chunks = split_as_the_app_does(test.documents, settings)
     texts, sources = [c.page_content for c in chunks], [c.metadata["source"] for c in chunks]
     qids = list(test.questions)[: args.claims]
     embedder = BiEncoder(settings.embedding_model, precision="float32")

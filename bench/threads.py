@@ -14,7 +14,6 @@ configured bi-encoder and the test cross-encoder (building them first if needed)
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import statistics
 import sys
@@ -26,12 +25,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import DEFAULT_RERANKER, SCIFACT, cpu_description  # noqa: E402
+from bench.common import DEFAULT_RERANKER, SCIFACT, cpu_description, split_as_the_app_does  # noqa: E402
 from rag import onnx_copy  # noqa: E402
 from rag.evaluation import load_beir  # noqa: E402
 from rag.int8_build import read_calibration  # noqa: E402
-from rag.library import split_document  # noqa: E402
-from rag.loaders import load_document  # noqa: E402
 from rag.models import resolve_model  # noqa: E402
 from rag.onnx_copy import usable_cores  # noqa: E402
 from rag.quantize import ORT_FLOAT32, ORT_INT8, Encoder, load_int8  # noqa: E402
@@ -43,10 +40,7 @@ def calls(kind: str, encoder: Encoder, docs: int, settings: Settings) -> list[di
     if kind == "cross-encoder":
         _, pools = read_calibration()
         return [encoder.padded([(question, passage) for passage in passages]) for question, passages in pools]
-    texts = []
-    for name, data in load_beir(SCIFACT).documents[:docs]:
-        loaded = load_document(data, name, max_pages=settings.max_pages)
-        texts += [c.page_content for c in split_document(loaded, name, hashlib.sha256(data).hexdigest(), settings)]
+    texts = [c.page_content for c in split_as_the_app_does(load_beir(SCIFACT).documents[:docs], settings)]
     return [feats for _, feats in encoder.features(texts, 32)]
 
 
