@@ -85,9 +85,9 @@ def main() -> None:
         loaded = load_int8(kind, name, resolve_model(name), settings.quantized_cache, tokenizer, max_length)
         encoder = Encoder(kind, tokenizer, max_length)
         inputs = calls(kind, encoder, args.docs, settings)
-        for copy, file in ((ORT_FLOAT32, onnx_copy.FLOAT32_FILE), (ORT_INT8, onnx_copy.FILE)):
-            path = loaded.folder / file if loaded.folder else None
-            if copy not in loaded.openers or path is None:
+        for copy in (ORT_FLOAT32, ORT_INT8):
+            path = loaded.files.get(copy)
+            if path is None:
                 print(f"{kind} {copy}: not built ({loaded.notice})", flush=True)
                 continue
             result = compare(path, inputs, args.rounds)

@@ -120,7 +120,7 @@ class EncoderCopies:
     openers: dict[str, Callable[[], Forward]] = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
     notice: str | None = None
-    folder: Path | None = None  # where the copies are kept
+    files: dict[str, Path] = field(default_factory=dict)  # each copy's file, for those on disk
 
     def passed(self, copy: str) -> bool:
         """The copy kept float32's rankings on the build's check pools (whether or not it may be used)."""
@@ -195,7 +195,8 @@ def load_int8(kind: Kind, name: str, source: str, cache: Path | None, tokenizer,
                     from .int8_build import build
 
                     provenance = build(kind, source, folder, tokenizer, max_length, wanted)
-        loaded = EncoderCopies(openers=_openers(folder, cache / "openvino-cache"), provenance=provenance, folder=folder)
+        files = copy_files(folder)
+        loaded = EncoderCopies(openers=_openers(files, cache / "openvino-cache"), provenance=provenance, files=files)
         check = provenance.get("checks", {}).get("int8", {})
         loaded.notice = None if any(loaded.usable(c) for c in INT8_COPIES) else (
             f"int8 {kind} not used: it kept {check.get('top3_same')} of {check.get('top3_total')} top-3 chunks of "
@@ -204,22 +205,28 @@ def load_int8(kind: Kind, name: str, source: str, cache: Path | None, tokenizer,
     except Exception as exc:  # a failed build or load must not take the encoder down: torch is the fallback
         first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         return EncoderCopies(notice=f"int8 {kind} could not be built or loaded ({type(exc).__name__}: {first}); "
-                               f"using torch")
+                                    f"using torch")
 
 
-def _openers(folder: Path, openvino_cache: Path) -> dict[str, Callable[[], Forward]]:
-    """How to open each copy in `folder` whose file exists (a failed build leaves its copy out)."""
+def copy_files(folder: Path) -> dict[str, Path]:
+    """Each copy's file in `folder`, for the copies whose file exists (a failed build leaves its copy out)."""
     from . import onnx_copy
 
     files = {"int8": folder / "model.xml", FLOAT32_COPY: folder / "model-float32.xml",
              ORT_INT8: folder / onnx_copy.FILE, ORT_FLOAT32: folder / onnx_copy.FLOAT32_FILE}
+    return {copy: path for copy, path in files.items() if path.is_file()}
+
+
+def _openers(files: dict[str, Path], openvino_cache: Path) -> dict[str, Callable[[], Forward]]:
+    """How to open each of these copies."""
+    from . import onnx_copy
 
     def opener(copy: str, path: Path) -> Callable[[], Forward]:
         if copy in (ORT_INT8, ORT_FLOAT32):
             return lambda: onnx_copy.open_session(path)
         return lambda: _compile(path, openvino_cache)
 
-    return {copy: opener(copy, path) for copy, path in files.items() if path.is_file()}
+    return {copy: opener(copy, path) for copy, path in files.items()}
 
 
 def source_digest(folder: Path) -> str:

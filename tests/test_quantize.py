@@ -19,8 +19,8 @@ from transformers import AutoModelForSequenceClassification
 from rag import onnx_copy, quantize
 from rag.models import resolve_model
 from rag.int8_build import read_calibration, top3
-from rag.quantize import (FLOAT32_COPY, ORT_FLOAT32, ORT_INT8, Encoder, EncoderCopies, choose_copy, choose_format, cpu_kind,
-                          float32_copy, load_int8, open_named_copy, source_digest)
+from rag.quantize import (FLOAT32_COPY, ORT_FLOAT32, ORT_INT8, Encoder, EncoderCopies, choose_copy, choose_format,
+                          cpu_kind, float32_copy, load_int8, open_named_copy, source_digest)
 from rag.rerank import SentenceTransformerCrossEncoder
 
 from tests.conftest import EMBEDDER, RERANKER
@@ -79,9 +79,9 @@ def checks(**passed: bool) -> dict:
 def test_auto_takes_int8_only_where_it_passed_and_was_timed_fastest():
     passed = checks(int8=True)
     assert EncoderCopies(copies("int8"), {**passed, "timings_ms": {"float32": 900, "bfloat16": 450, "int8": 200}}
-                    ).faster("int8")
+                         ).faster("int8")
     assert not EncoderCopies(copies("int8"), {**passed, "timings_ms": {"float32": 900, "bfloat16": 150, "int8": 200}}
-                        ).faster("int8")
+                             ).faster("int8")
     assert not EncoderCopies({}, {**passed, "timings_ms": {"float32": 900, "int8": 200}}).faster("int8"), "not on disk"
     failed = EncoderCopies(copies("int8"), {**checks(int8=False), "timings_ms": {"float32": 900, "int8": 9}})
     assert not failed.usable("int8") and not failed.faster("int8")
@@ -90,8 +90,8 @@ def test_auto_takes_int8_only_where_it_passed_and_was_timed_fastest():
 def test_auto_takes_the_fastest_openvino_copy_that_kept_the_rankings_and_beat_torch():
     def loaded(int8_ms, copy_ms, copy_passed=True, int8_passed=True):
         return EncoderCopies(copies("int8", FLOAT32_COPY),
-                        {**checks(int8=int8_passed, openvino_float32=copy_passed),
-                         "timings_ms": {"float32": 1400, "int8": int8_ms, FLOAT32_COPY: copy_ms}})
+                             {**checks(int8=int8_passed, openvino_float32=copy_passed),
+                              "timings_ms": {"float32": 1400, "int8": int8_ms, FLOAT32_COPY: copy_ms}})
 
     assert choose_copy("auto", loaded(int8_ms=300, copy_ms=1200)) == "int8", "a VNNI CPU: int8 is fastest"
     assert choose_copy("auto", loaded(int8_ms=1500, copy_ms=1250)) == FLOAT32_COPY, "AVX2: int8 is slower"
@@ -104,16 +104,16 @@ def test_auto_takes_the_fastest_openvino_copy_that_kept_the_rankings_and_beat_to
     assert choose_copy("int8", loaded(int8_ms=1500, copy_ms=1250)) == "int8", "asked for, int8 it is"
     assert choose_copy("int8", loaded(int8_ms=300, copy_ms=1250, int8_passed=False)) == "torch"
     assert choose_copy("auto", EncoderCopies(copies("int8"), {**checks(int8=True),
-                                                         "timings_ms": {"float32": 9, "int8": 20}})) == "torch"
+                                                              "timings_ms": {"float32": 9, "int8": 20}})) == "torch"
 
 
 def test_the_onnx_runtime_int8_bi_encoder_is_taken_where_it_kept_the_rankings_and_was_fastest():
     def loaded(ort_ms, ort_passed=True, int8_passed=True, int8_ms=1500, kind="bi-encoder"):
         return EncoderCopies(copies(*quantize.COPIES),
-                        {"kind": kind, **checks(int8=int8_passed, openvino_float32=True, onnxruntime_int8=ort_passed,
-                                                onnxruntime_float32=True),
-                         "timings_ms": {"float32": 1400, "int8": int8_ms, FLOAT32_COPY: 1250, ORT_FLOAT32: 1100,
-                                        ORT_INT8: ort_ms}})
+                             {"kind": kind, **checks(int8=int8_passed, openvino_float32=True,
+                                                     onnxruntime_int8=ort_passed, onnxruntime_float32=True),
+                              "timings_ms": {"float32": 1400, "int8": int8_ms, FLOAT32_COPY: 1250, ORT_FLOAT32: 1100,
+                                             ORT_INT8: ort_ms}})
 
     assert choose_copy("auto", loaded(ort_ms=800)) == ORT_INT8, "AVX2: ONNX Runtime's int8 beats the float32 copies"
     assert choose_copy("auto", loaded(ort_ms=800, ort_passed=False)) == ORT_FLOAT32, "it moved the rankings"
@@ -131,8 +131,8 @@ def test_the_onnx_runtime_int8_bi_encoder_is_taken_where_it_kept_the_rankings_an
 def test_pair_scores_beside_an_int8_copy_come_from_the_faster_float32_copy_that_kept_the_rankings():
     def loaded(ort_float32_ms, ort_float32_passed=True):
         return EncoderCopies(copies(*quantize.COPIES),
-                        {**checks(openvino_float32=True, onnxruntime_float32=ort_float32_passed),
-                         "timings_ms": {FLOAT32_COPY: 1250, ORT_FLOAT32: ort_float32_ms}})
+                             {**checks(openvino_float32=True, onnxruntime_float32=ort_float32_passed),
+                              "timings_ms": {FLOAT32_COPY: 1250, ORT_FLOAT32: ort_float32_ms}})
 
     assert float32_copy(loaded(1100)) == ORT_FLOAT32
     assert float32_copy(loaded(1300)) == FLOAT32_COPY
@@ -289,17 +289,13 @@ def test_the_onnx_runtime_copy_scores_the_same_with_one_worker_or_one_per_core(c
     encoder = Encoder("cross-encoder", model._tokenizer, 256)
     pairs = [(question, p) for p in passages[:6]] + [(question, "no.")]
     features = encoder.padded(pairs)
-    one_worker = onnx_copy.open_session(loaded.folder / loaded_file(copy), workers=1)
-    several = onnx_copy.open_session(loaded.folder / loaded_file(copy), workers=3)(features)
+    one_worker = onnx_copy.open_session(loaded.files[copy], workers=1)
+    several = onnx_copy.open_session(loaded.files[copy], workers=3)(features)
     assert several.shape == (len(pairs), 1)
     assert np.array_equal(one_worker(features), several)
     alone = [one_worker(encoder.padded([pair]))[0, 0] for pair in pairs]
     assert several[:, 0].tolist() == alone, "each score is its own pair's, in the order given"
     assert len(set(alone)) == len(pairs)
-
-
-def loaded_file(copy: str) -> str:
-    return {ORT_INT8: onnx_copy.FILE, ORT_FLOAT32: onnx_copy.FLOAT32_FILE}[copy]
 
 
 def test_float32_scores_are_the_libraries_own_with_one_tokenization_and_no_repeats(monkeypatch):
