@@ -30,7 +30,6 @@ from rag import onnx_copy  # noqa: E402
 from rag.evaluation import load_beir  # noqa: E402
 from rag.int8_build import read_calibration  # noqa: E402
 from rag.models import resolve_model  # noqa: E402
-from rag.onnx_copy import usable_cores  # noqa: E402
 from rag.quantize import ORT_FLOAT32, ORT_INT8, Encoder, load_int8  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
@@ -48,7 +47,7 @@ def compare(path: Path, inputs: list[dict[str, np.ndarray]], rounds: int) -> dic
     """ms per call with one worker and with one per core, alternating which goes first; and the largest
     difference between their outputs."""
     forwards = {"one sequence across all cores": onnx_copy.open_session(path, workers=1),
-                "one sequence per core": onnx_copy.open_session(path, workers=usable_cores())}
+                "one sequence per core": onnx_copy.open_session(path, workers=onnx_copy.usable_cores())}
     outputs = {name: [forward(x) for x in inputs] for name, forward in forwards.items()}  # also warms both
     first, second = outputs.values()
     difference = max(float(np.abs(a - b).max()) for a, b in zip(first, second))
@@ -75,7 +74,7 @@ def main() -> None:
     from rag.embeddings import BiEncoder
     from rag.rerank import SentenceTransformerCrossEncoder
 
-    report: dict = {"cpu": cpu_description(), "cores": usable_cores(), "results": {}}
+    report: dict = {"cpu": cpu_description(), "cores": onnx_copy.usable_cores(), "results": {}}
     print(f"{report['cpu']}; {report['cores']} usable cores", flush=True)
     for kind, name, loader in (("cross-encoder", str(DEFAULT_RERANKER), SentenceTransformerCrossEncoder),
                                ("bi-encoder", settings.embedding_model, BiEncoder)):
