@@ -7,10 +7,11 @@ left as it was.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .cli_conversations import add_parser as add_conversations_parser
@@ -104,10 +105,16 @@ def _fail(message: str) -> int:
     return 1
 
 
-def _pipeline(settings: Settings):
+@contextlib.contextmanager
+def _pipeline(settings: Settings) -> Iterator:
+    """The pipeline for one command; its store is closed after it, which frees the store folder's lock."""
     from .pipeline import build_pipeline
 
-    return build_pipeline(settings)
+    pipeline = build_pipeline(settings)
+    try:
+        yield pipeline
+    finally:
+        pipeline.store.close()
 
 
 def cmd_ingest(args, settings: Settings) -> int:
@@ -116,17 +123,17 @@ def cmd_ingest(args, settings: Settings) -> int:
     files = expand_paths(args.paths)  # a missing path fails before anything loads
     if not files:
         raise RagError(f"no files to ingest in {', '.join(map(str, args.paths))}")
-    pipeline = _pipeline(settings)
-    repaired = pipeline.library.repair()
-    if repaired:
-        print(f"removed {repaired} chunks left by an interrupted ingest", file=sys.stderr)
 
     def report(outcome):
         if not args.json:
             detail = outcome.reason if outcome.status == "rejected" else f"{outcome.chunks} chunks"
             print(f"{outcome.status:<9} {outcome.name}: {detail}", flush=True)
 
-    outcomes = pipeline.library.ingest_paths(files, on_file=report)
+    with _pipeline(settings) as pipeline:
+        repaired = pipeline.library.repair()
+        if repaired:
+            print(f"removed {repaired} chunks left by an interrupted ingest", file=sys.stderr)
+        outcomes = pipeline.library.ingest_paths(files, on_file=report)
     if args.json:
         print(json.dumps([o.to_dict() for o in outcomes], indent=2))
     rejected = [o for o in outcomes if o.status == "rejected"]
@@ -137,7 +144,8 @@ def cmd_ingest(args, settings: Settings) -> int:
 
 
 def cmd_docs(args, settings: Settings) -> int:
-    records = _pipeline(settings).library.documents()
+    with _pipeline(settings) as pipeline:
+        records = pipeline.library.documents()
     if args.json:
         print(json.dumps([r.__dict__ for r in records], indent=2))
         return 0
@@ -150,13 +158,15 @@ def cmd_docs(args, settings: Settings) -> int:
 
 
 def cmd_delete(args, settings: Settings) -> int:
-    removed = _pipeline(settings).library.delete(args.name)
+    with _pipeline(settings) as pipeline:
+        removed = pipeline.library.delete(args.name)
     print(f"deleted {args.name}: {removed} chunks")
     return 0
 
 
 def cmd_repair(args, settings: Settings) -> int:
-    removed = _pipeline(settings).library.repair()
+    with _pipeline(settings) as pipeline:
+        removed = pipeline.library.repair()
     print(f"removed {removed} stray chunks")
     return 0
 
@@ -185,7 +195,8 @@ def _say_notice(ranking) -> None:
 
 
 def cmd_retrieve(args, settings: Settings) -> int:
-    ranking = _pipeline(settings).retrieve(args.question, **_ranking_options(args))
+    with _pipeline(settings) as pipeline:
+        ranking = pipeline.retrieve(args.question, **_ranking_options(args))
     _say_notice(ranking)
     if args.json:
         print(json.dumps(ranking.to_dict(), indent=2))
@@ -207,7 +218,12 @@ def cmd_retrieve(args, settings: Settings) -> int:
 
 
 def cmd_ask(args, settings: Settings) -> int:
-    answer = _pipeline(settings).ask(args.question, **_ranking_options(args))
+    with _pipeline(settings) as pipeline:
+        return _ask(pipeline, args)
+
+
+def _ask(pipeline, args) -> int:
+    answer = pipeline.ask(args.question, **_ranking_options(args))
     _say_notice(answer.ranking)
     try:
         if args.json:

@@ -10,6 +10,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["ANONYMIZED_TELEMETRY"] = "False"
 
+import contextlib
+import io
 import shutil
 import subprocess
 import sys
@@ -175,6 +177,34 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rag", *args], env=env, cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout)
+def run_cli(*args: str, env: dict[str, str], timeout: float = 300, process: bool = False
+            ) -> subprocess.CompletedProcess:
+    """`python -m rag ARGS` with the environment `env`: its exit code, stdout and stderr.
+
+    By default the CLI's own `main` runs in this process, in `env`, from the repository: the same code a process
+    runs, without the ten seconds a fresh process spends importing torch, transformers and sentence-transformers
+    (most of the CLI tests' time). `process=True` runs a real `python -m rag` process, for what only a process
+    shows: the entry point, and a store folder locked by another process (the in-process CLI shares this process's
+    lock, as the app's sessions do).
+    """
+    if process:
+        return subprocess.run([sys.executable, "-m", "rag", *args], env=env, cwd=REPO, capture_output=True,
+                              text=True, timeout=timeout)
+    from rag.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(REPO)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse's usage errors, as a process would exit
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+    return subprocess.CompletedProcess([sys.executable, "-m", "rag", *args], code, out.getvalue(), err.getvalue())

@@ -1,4 +1,6 @@
-"""`python -m rag`, run as a user would: real processes, real store, the real small LLM."""
+"""`python -m rag`, run as a user would: the real store, both real encoders and the real small LLM. The sample
+documents are ingested by a real `python -m rag` process; the other commands run the CLI's `main` in this process
+(tests/conftest.py, `run_cli`), which skips each fresh process's ten seconds of imports."""
 
 import json
 import shutil
@@ -16,7 +18,7 @@ def library_env(tmp_path_factory, ollama_url):
     """A store with the sample documents in data/, ingested once through the CLI."""
     settings = make_settings(tmp_path_factory.mktemp("cli"), ollama_url, chunk_size=1000, chunk_overlap=150)
     env = cli_env(settings)
-    done = run_cli("ingest", str(DATA), env=env)
+    done = run_cli("ingest", str(DATA), env=env, process=True)  # the entry point, as a process
     assert done.returncode == 0, done.stderr
     return settings, env, done
 

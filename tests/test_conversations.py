@@ -2,7 +2,7 @@
 document changed since, the exports, and `python -m rag conversations`.
 
 The answers come from the real pipeline (real encoders, a real Chroma) with the LLM scripted where a test needs
-its words fixed; the CLI runs as a real process.
+its words fixed; the CLI runs its `main` in this process (tests/conftest.py, `run_cli`).
 """
 
 from __future__ import annotations

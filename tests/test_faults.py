@@ -40,11 +40,11 @@ def test_ollama_killed_mid_answer_marks_it_cut_off_and_recovers_when_back(tmp_pa
 
 
 def test_a_second_process_on_the_same_store_folder_is_refused_with_the_reason(tmp_path, store, settings):
-    result = run_cli("docs", env=cli_env(settings))
+    result = run_cli("docs", env=cli_env(settings), process=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "in use by another process" in result.stderr and "RAG_CHROMA_HOST" in result.stderr
     store.close()
-    assert run_cli("docs", env=cli_env(settings)).returncode == 0
+    assert run_cli("docs", env=cli_env(settings), process=True).returncode == 0
 
 
 def test_a_second_store_in_the_same_process_shares_the_folder(settings, store, bi_encoder):
@@ -55,10 +55,10 @@ def test_a_second_store_in_the_same_process_shares_the_folder(settings, store, b
     assert [r.name for r in other.list_records()] == ["policy.md"], "what one writes, the other reads"
     other.close()
     assert [r.name for r in store.list_records()] == ["policy.md"], "closing one leaves the other working"
-    refused = run_cli("docs", env=cli_env(settings))
+    refused = run_cli("docs", env=cli_env(settings), process=True)
     assert refused.returncode == 1 and "in use by another process" in refused.stderr, "the first one still holds it"
     store.close()
-    assert run_cli("docs", env=cli_env(settings)).returncode == 0, "closing the last one frees the folder"
+    assert run_cli("docs", env=cli_env(settings), process=True).returncode == 0, "closing the last one frees the folder"
 
 
 def test_a_store_locked_by_a_live_process_is_refused(tmp_path, bi_encoder):
