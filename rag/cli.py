@@ -106,11 +106,13 @@ def _fail(message: str) -> int:
 
 
 @contextlib.contextmanager
-def _pipeline(settings: Settings) -> Iterator:
-    """The pipeline for one command; its store is closed after it, which frees the store folder's lock."""
+def _pipeline(settings: Settings, embeds: bool = True) -> Iterator:
+    """The pipeline for one command; its store is closed after it, which frees the store folder's lock.
+
+    `embeds=False`: a command that only reads or removes records, which then does not load the bi-encoder."""
     from .pipeline import build_pipeline
 
-    pipeline = build_pipeline(settings)
+    pipeline = build_pipeline(settings, defer_embedder=not embeds)
     try:
         yield pipeline
     finally:
@@ -144,7 +146,7 @@ def cmd_ingest(args, settings: Settings) -> int:
 
 
 def cmd_docs(args, settings: Settings) -> int:
-    with _pipeline(settings) as pipeline:
+    with _pipeline(settings, embeds=False) as pipeline:
         records = pipeline.library.documents()
     if args.json:
         print(json.dumps([r.__dict__ for r in records], indent=2))
@@ -158,14 +160,14 @@ def cmd_docs(args, settings: Settings) -> int:
 
 
 def cmd_delete(args, settings: Settings) -> int:
-    with _pipeline(settings) as pipeline:
+    with _pipeline(settings, embeds=False) as pipeline:
         removed = pipeline.library.delete(args.name)
     print(f"deleted {args.name}: {removed} chunks")
     return 0
 
 
 def cmd_repair(args, settings: Settings) -> int:
-    with _pipeline(settings) as pipeline:
+    with _pipeline(settings, embeds=False) as pipeline:
         removed = pipeline.library.repair()
     print(f"removed {removed} stray chunks")
     return 0

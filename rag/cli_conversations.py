@@ -97,11 +97,11 @@ def _states(settings: Settings, turns: list[SavedTurn]) -> dict[str, SourceState
         print(f"note: no document store at {settings.chroma_path}, so sources are not checked against it",
               file=sys.stderr)
         return {}
-    from .embeddings import load_bi_encoder
+    from .embeddings import DeferredBiEncoder
     from .store import Store
 
     try:
-        store = Store(settings, load_bi_encoder(settings))
+        store = Store(settings, DeferredBiEncoder(settings))  # records only: the model is not loaded
     except RagError as exc:
         print(f"note: sources not checked against the store: {exc}", file=sys.stderr)
         return {}

@@ -10,7 +10,7 @@ from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.embeddings import Embeddings
 
 from .errors import ModelLoadError
-from .models import describe_load_failure, quiet_model_loading, resolve_model, torch_dtype
+from .models import declared_dimension, describe_load_failure, quiet_model_loading, resolve_model, torch_dtype
 from .quantize import Encoder, choose_format, float32_copy, format_name, load_int8, open_copy
 from .settings import Settings
 
@@ -119,3 +119,45 @@ class BiEncoderPairScorer(BaseCrossEncoder):
 def load_bi_encoder(settings: Settings) -> BiEncoder:
     return BiEncoder(settings.embedding_model, device=settings.device, batch_size=settings.embedding_batch_size,
                      precision=settings.embedding_precision, quantized_cache=settings.quantized_cache)
+
+
+class DeferredBiEncoder(Embeddings):
+    """The configured bi-encoder, loaded on its first use (thread-safe), else behaving as the `BiEncoder` it loads.
+
+    Commands that only read or remove records (`docs`, `delete`, `repair`) open the store with it and never load the
+    model, which otherwise costs them about ten seconds. The store's provenance check needs only the name and the
+    dimension, which the model folder's configuration declares (`rag.models.declared_dimension`); where it does
+    not, asking for the dimension loads the model.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.name = settings.embedding_model
+        self._settings = settings
+        self._declared = declared_dimension(settings.embedding_model)
+        self._loaded: BiEncoder | None = None
+        self._guard = threading.Lock()
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._loaded is not None
+
+    def loaded(self) -> BiEncoder:
+        with self._guard:
+            if self._loaded is None:
+                self._loaded = load_bi_encoder(self._settings)
+            return self._loaded
+
+    @property
+    def dimension(self) -> int:
+        return self._declared or self.loaded().dimension
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.loaded().embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.loaded().embed_query(text)
+
+    def __getattr__(self, attr: str):  # only for what is not found above: the loaded encoder's
+        if attr.startswith("_"):
+            raise AttributeError(attr)
+        return getattr(self.loaded(), attr)

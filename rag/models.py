@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.resources
+import json
 from pathlib import Path
 
 from .errors import ModelLoadError
@@ -33,6 +34,36 @@ def resolve_model(name: str) -> str:
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise ModelLoadError(f"model folder {name} does not exist", fix="point the setting at a model folder")
     return _cached_or_reachable(name)
+
+
+# The pooling modes a sentence-transformers Pooling module concatenates, each one embedding wide.
+POOLING_MODES = ("pooling_mode_cls_token", "pooling_mode_mean_tokens", "pooling_mode_max_tokens",
+                 "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens", "pooling_mode_lasttoken")
+
+
+def declared_dimension(name: str) -> int | None:
+    """The embedding size that the sentence-transformers folder of the model setting `name` declares, read from its
+    configuration without loading the model: the last Dense module's `out_features`, else the Pooling module's
+    width times its pooling modes. None where the folder does not say (no folder, no modules.json, a module of
+    another kind): the caller then loads the model to find out."""
+    try:
+        folder = Path(resolve_model(name))
+        modules = json.loads((folder / "modules.json").read_text())
+        dimension = None
+        for module in modules:
+            kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+            if kind in ("Transformer", "Normalize"):
+                continue
+            config = json.loads((folder / module.get("path", "") / "config.json").read_text())
+            if kind == "Pooling":
+                dimension = int(config["word_embedding_dimension"]) * sum(bool(config.get(m)) for m in POOLING_MODES)
+            elif kind == "Dense":
+                dimension = int(config["out_features"])
+            else:
+                return None
+        return dimension or None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ModelLoadError):
+        return None
 
 
 def _cached_or_reachable(repo_id: str) -> str:

@@ -283,11 +283,13 @@ def _loaded(cross_encoder: Callable[[], BaseCrossEncoder] | BaseCrossEncoder | N
     return cross_encoder if isinstance(cross_encoder, BaseCrossEncoder) else cross_encoder()
 
 
-def build_pipeline(settings: Settings | None = None) -> Pipeline:
-    """The pipeline with the real parts the settings name: bi-encoder, Chroma, cross-encoder (loaded on first use)."""
-    from .embeddings import load_bi_encoder
+def build_pipeline(settings: Settings | None = None, defer_embedder: bool = False) -> Pipeline:
+    """The pipeline with the real parts the settings name: bi-encoder, Chroma, cross-encoder (loaded on first use).
+
+    `defer_embedder`: the bi-encoder too loads on first use (for commands that may never embed)."""
+    from .embeddings import DeferredBiEncoder, load_bi_encoder
     from .rerank import load_cross_encoder
 
     settings = settings or Settings()
-    store = Store(settings, load_bi_encoder(settings))
+    store = Store(settings, DeferredBiEncoder(settings) if defer_embedder else load_bi_encoder(settings))
     return Pipeline(settings, store, lambda: load_cross_encoder(settings))
