@@ -77,12 +77,7 @@ class Store:
             with self.translate_errors():
                 self._client = _make_client(settings)
                 _finish_interrupted_rebuild(self._client, settings.collection)
-                self._chunks = self._client.get_or_create_collection(
-                    settings.collection,
-                    metadata=self.provenance(),
-                    configuration={"hnsw": hnsw_configuration(settings)},
-                    embedding_function=None,
-                )
+                self._chunks = self._open_or_create_chunks()
                 self._registry = self._client.get_or_create_collection(
                     f"{settings.collection}-registry", embedding_function=None
                 )
@@ -101,18 +96,35 @@ class Store:
             create_collection_if_not_exists=False,
         )
 
+    def _open_or_create_chunks(self):
+        """The chunk collection; created, with this embedder's provenance, only where it does not exist yet (so that
+        opening an existing one needs no dimension, which a deferred embedder would load its model to know)."""
+        from chromadb.errors import NotFoundError
+
+        try:
+            return self._client.get_collection(self.settings.collection, embedding_function=None)
+        except NotFoundError:
+            return self._client.get_or_create_collection(
+                self.settings.collection, metadata=self.provenance(),
+                configuration={"hnsw": hnsw_configuration(self.settings)}, embedding_function=None,
+            )
+
     # -- provenance
     def provenance(self) -> dict[str, Any]:
         return provenance_of(self.embedder)
 
     def _check_provenance(self, meta: dict[str, Any]) -> None:
         model, dim = meta.get("embedding_model"), meta.get("embedding_dimension")
-        if model == self.embedder.name and dim == self.embedder.dimension:
+        if model != self.embedder.name:  # named alone: a deferred embedder would load to know its dimension
+            configured = self.embedder.name
+        elif dim != self.embedder.dimension:
+            configured = f"{self.embedder.name} ({self.embedder.dimension} dimensions)"
+        else:
             return
         built_with = f"{model} ({dim} dimensions)" if model else "an unknown embedder"
         raise EmbedderMismatch(
             f"collection '{self.settings.collection}' in the {self.settings.store_location} was built with "
-            f"{built_with}, but the configured embedder is {self.embedder.name} ({self.embedder.dimension} dimensions)",
+            f"{built_with}, but the configured embedder is {configured}",
             fix=f"set RAG_EMBEDDING_MODEL={model} to use it, or run `python -m rag rebuild` to re-embed it"
             if model else "use another RAG_COLLECTION, or delete this one",
         )

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from rag.embeddings import BiEncoder, DeferredBiEncoder
+from rag.errors import EmbedderMismatch
 from rag.models import declared_dimension
-from tests.conftest import EMBEDDER, make_settings
+from tests.conftest import EMBEDDER, RERANKER, make_settings
 
 
 def write_folder(folder: Path, modules: list[tuple[str, dict | None]]) -> Path:
@@ -63,3 +66,14 @@ def test_a_deferred_bi_encoder_opens_a_store_and_lists_it_without_loading_then_e
         assert deferred.format == bi_encoder.format, "other attributes are the loaded encoder's"
     finally:
         reopened.close()
+
+
+def test_a_store_built_with_another_embedder_is_refused_without_loading_the_configured_one(tmp_path, bi_encoder):
+    from rag.store import Store
+
+    Store(make_settings(tmp_path), bi_encoder).close()
+    other = make_settings(tmp_path, embedding_model=RERANKER)  # a folder without modules.json: no declared size
+    deferred = DeferredBiEncoder(other)
+    with pytest.raises(EmbedderMismatch, match="rebuild"):
+        Store(other, deferred)
+    assert not deferred.is_loaded, "the names differ: no need to load the model to know its dimension"
