@@ -11,60 +11,89 @@ from langchain_core.embeddings import Embeddings
 
 from .errors import ModelLoadError
 from .models import declared_dimension, describe_load_failure, quiet_model_loading, resolve_model, torch_dtype
-from .quantize import Encoder, choose_format, float32_copy, format_name, load_int8, open_copy
+from .copy_record import RunRecord, read_record, write_record
+from .quantize import Encoder, built_copies, choose_format, float32_copy, format_name, load_int8, open_copy
 from .settings import Settings
 
 
 class BiEncoder(Embeddings):
     """Normalised sentence-transformers embeddings, so that cosine similarity is a dot product.
 
-    `name` is the model setting as given (recorded in the collection); `dimension` its output size.
+    `name` is the model setting as given (recorded in the collection); `dimension` its output size. Where a copy
+    is chosen and its record exists (rag/copy_record.py), the copy runs without loading sentence-transformers.
     """
 
     def __init__(self, name: str, device: str = "cpu", batch_size: int = 32, precision: str = "float32",
                  quantized_cache: Path | None = None) -> None:
-        from sentence_transformers import SentenceTransformer
-
-        quiet_model_loading()
-
         self.name = name
         self.batch_size = batch_size
+        # torch modules are not documented as safe under concurrent forward passes from several threads.
+        self._lock = threading.Lock()
+        self._float32: Callable | None = None
         source = resolve_model(name)
         try:
             choice = choose_format(precision, device, "bi-encoder")
+        except ValueError as exc:
+            raise describe_load_failure("embedding model", name, "RAG_EMBEDDING_MODEL", exc) from exc
+        if not (choice.int8 and self._open_recorded(source, precision, quantized_cache)):
+            self._load(source, choice, device, precision, quantized_cache)
+
+    def _open_recorded(self, source: str, precision: str, cache: Path | None) -> bool:
+        """Run the chosen copy from its record (rag/copy_record.py), without torch, where the record exists."""
+        loaded = built_copies("bi-encoder", self.name, source, cache)
+        recorded = read_record(loaded.files) if loaded else None
+        if not recorded or not recorded[0].dimension or (opened := open_copy(precision, loaded)) is None:
+            return False  # no record, or torch is the choice
+        record, tokenizer = recorded
+        self._copy, self.format = opened
+        self._open_float32 = self._float32_opener(loaded)
+        self._encoder = Encoder("bi-encoder", tokenizer, record.max_length)
+        self._model, self.dtype, self.notice = None, None, loaded.notice
+        self.dimension, self._max_tokens = record.dimension, record.max_length
+        return True
+
+    def _load(self, source: str, choice, device: str, precision: str, cache: Path | None) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        quiet_model_loading()
+        try:
             self.dtype = torch_dtype(choice.torch_precision, device)
             self._model = SentenceTransformer(source, device=device, model_kwargs={"dtype": self.dtype})
         except Exception as exc:  # hub errors, missing files and bad configs all surface differently
-            raise describe_load_failure("embedding model", name, "RAG_EMBEDDING_MODEL", exc) from exc
+            raise describe_load_failure("embedding model", self.name, "RAG_EMBEDDING_MODEL", exc) from exc
         self.format, self.notice = format_name(self.dtype), choice.notice
-        self._encoder = Encoder("bi-encoder", self._model.tokenizer, self._model.max_seq_length)  # for the copies
+        tokenizer, self._max_tokens = self._model.tokenizer, int(self._model.max_seq_length)
+        self._encoder = Encoder("bi-encoder", tokenizer, self._max_tokens)  # for the copies
         self._copy: Callable | None = None
         self._open_float32: Callable[[], Callable] | None = None
-        self._float32: Callable | None = None
+        dimension = self._model.get_embedding_dimension()
+        if not dimension:
+            raise ModelLoadError(f"{self.name} is not a sentence-embedding model (no output dimension)")
+        self.dimension: int = int(dimension)
         if choice.int8:  # a copy (int8, or OpenVINO float32) where asked for or fastest; else torch
-            loaded = load_int8("bi-encoder", name, source, quantized_cache, self._model.tokenizer,
-                               self._model.max_seq_length)
+            loaded = load_int8("bi-encoder", self.name, source, cache, tokenizer, self._max_tokens)
             opened = open_copy(precision, loaded)
             if opened is not None:
                 self._copy, self.format = opened
-            # int8, or bfloat16 in torch (where `auto` found it fastest): pair scores still come from float32.
-            if not self.format.startswith("float32") and (copy := float32_copy(loaded)) is not None:
-                self._open_float32 = loaded.openers[copy]
+                write_record(loaded.files, tokenizer, RunRecord(
+                    self._max_tokens, list(tokenizer.model_input_names), tokenizer.pad_token_id or 0,
+                    dimension=self.dimension))
+            self._open_float32 = self._float32_opener(loaded)
             self.notice = loaded.notice
-        dimension = self._model.get_embedding_dimension()
-        if not dimension:
-            raise ModelLoadError(f"{name} is not a sentence-embedding model (no output dimension)")
-        self.dimension: int = int(dimension)
         if self._copy is not None:
             # The copy computes every vector: torch's weights would only hold memory (about 90 MB). The
             # modules stay (tokenizer, dimension, input limit); a torch forward pass would now fail, not run.
             self._model.to("meta")
-        # torch modules are not documented as safe under concurrent forward passes from several threads.
-        self._lock = threading.Lock()
+
+    def _float32_opener(self, loaded) -> Callable[[], Callable] | None:
+        """int8, or bfloat16 in torch (where `auto` found it fastest): pair scores still come from float32."""
+        if not self.format.startswith("float32") and (copy := float32_copy(loaded)) is not None:
+            return loaded.openers[copy]
+        return None
 
     @property
     def max_tokens(self) -> int:
-        return int(self._model.max_seq_length)
+        return self._max_tokens
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         if not texts:

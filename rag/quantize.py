@@ -174,14 +174,10 @@ def open_named_copy(copy: str, loaded: EncoderCopies) -> tuple[Forward, str] | N
 
 def load_int8(kind: Kind, name: str, source: str, cache: Path | None, tokenizer, max_length: int) -> EncoderCopies:
     """The cached int8 copy of `source` for this kind, built first if needed; never raises."""
-    cache = Path(cache or Path.home() / ".cache" / "rag" / "quantized").expanduser()
+    cache = _cache_folder(cache)
     try:
-        if not Path(source).is_dir():  # a hub id not yet downloaded: nothing to hash, so nothing to cache by
-            raise ValueError("the model is not in a local folder yet (it loads from the hub)")
-        digest = source_digest(Path(source))
-        folder = cache / f"{kind}-{digest[:16]}"
+        folder, wanted = _copies_folder(kind, name, source, cache)
         provenance = _read_provenance(folder)
-        wanted = _wanted(name, source, digest)
         if not _matches(provenance, wanted):
             from filelock import FileLock
 
@@ -195,17 +191,45 @@ def load_int8(kind: Kind, name: str, source: str, cache: Path | None, tokenizer,
                     from .int8_build import build
 
                     provenance = build(kind, source, folder, tokenizer, max_length, wanted)
-        files = copy_files(folder)
-        loaded = EncoderCopies(openers=_openers(files, cache / "openvino-cache"), provenance=provenance, files=files)
-        check = provenance.get("checks", {}).get("int8", {})
-        loaded.notice = None if any(loaded.usable(c) for c in INT8_COPIES) else (
-            f"int8 {kind} not used: it kept {check.get('top3_same')} of {check.get('top3_total')} top-3 chunks of "
-            f"float32's on the check pools (needs {MIN_TOP3_AGREEMENT:.0%}); provenance in {folder}")
-        return loaded
+        return _copies(kind, folder, provenance, cache)
     except Exception as exc:  # a failed build or load must not take the encoder down: torch is the fallback
         first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         return EncoderCopies(notice=f"int8 {kind} could not be built or loaded ({type(exc).__name__}: {first}); "
                                     f"using torch")
+
+
+def built_copies(kind: Kind, name: str, source: str, cache: Path | None) -> EncoderCopies | None:
+    """The copies of `source` as `load_int8` gives them, where they are already built for it; else None (nothing is
+    built, and nothing that needs torch is imported)."""
+    cache = _cache_folder(cache)
+    try:
+        folder, wanted = _copies_folder(kind, name, source, cache)
+        provenance = _read_provenance(folder)
+        return _copies(kind, folder, provenance, cache) if _matches(provenance, wanted) else None
+    except Exception:  # anything amiss: `load_int8` will say what
+        return None
+
+
+def _cache_folder(cache: Path | None) -> Path:
+    return Path(cache or Path.home() / ".cache" / "rag" / "quantized").expanduser()
+
+
+def _copies_folder(kind: Kind, name: str, source: str, cache: Path) -> tuple[Path, dict]:
+    """Where the copies of `source` live, and the provenance they must have there."""
+    if not Path(source).is_dir():  # a hub id not yet downloaded: nothing to hash, so nothing to cache by
+        raise ValueError("the model is not in a local folder yet (it loads from the hub)")
+    digest = source_digest(Path(source))
+    return cache / f"{kind}-{digest[:16]}", _wanted(name, source, digest)
+
+
+def _copies(kind: Kind, folder: Path, provenance: dict, cache: Path) -> EncoderCopies:
+    files = copy_files(folder)
+    loaded = EncoderCopies(openers=_openers(files, cache / "openvino-cache"), provenance=provenance, files=files)
+    check = provenance.get("checks", {}).get("int8", {})
+    loaded.notice = None if any(loaded.usable(c) for c in INT8_COPIES) else (
+        f"int8 {kind} not used: it kept {check.get('top3_same')} of {check.get('top3_total')} top-3 chunks of "
+        f"float32's on the check pools (needs {MIN_TOP3_AGREEMENT:.0%}); provenance in {folder}")
+    return loaded
 
 
 def copy_files(folder: Path) -> dict[str, Path]:

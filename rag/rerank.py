@@ -19,7 +19,8 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict
 
 from .models import describe_load_failure, quiet_model_loading, resolve_model, torch_dtype
-from .quantize import choose_format, format_name, load_int8, open_copy
+from .copy_record import ACTIVATIONS, RunRecord, activate, activation_name, read_record, write_record
+from .quantize import built_copies, choose_format, format_name, load_int8, open_copy
 from .settings import Settings
 
 # Metadata keys the retriever and the compressor write, read by the pipeline.
@@ -33,40 +34,66 @@ class SentenceTransformerCrossEncoder(BaseCrossEncoder):
     (built once and cached, rag/quantize.py) and falls back to the torch formats, with `notice` saying why, when it
     cannot. Each pair is tokenized once; batches are formed by length so that padding wastes little. With `remember`,
     the last that many pairs scored are answered from memory (the app: Chat and Compare asking about the same pool
-    compute it once); benchmarks leave it at 0 so that every score is computed.
+    compute it once); benchmarks leave it at 0 so that every score is computed. Where a copy is chosen and its
+    record exists (rag/copy_record.py), the copy runs without loading sentence-transformers.
     """
 
     def __init__(self, name: str, device: str = "cpu", batch_size: int = 32, precision: str = "float32",
                  quantized_cache: Path | None = None, remember: int = 0) -> None:
+        self.name = name
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        self._remember = remember
+        self._scores: OrderedDict[tuple[str, str], float] = OrderedDict()
+        try:
+            choice = choose_format(precision, device, "cross-encoder")
+            source = resolve_model(name)
+        except Exception as exc:  # an unreachable hub, a missing folder
+            raise describe_load_failure("cross-encoder", name, "RAG_RERANKER_MODEL", exc) from exc
+        if not (choice.int8 and self._open_recorded(source, precision, quantized_cache)):
+            self._load(source, choice, device, precision, quantized_cache)
+
+    def _open_recorded(self, source: str, precision: str, cache: Path | None) -> bool:
+        """Run the chosen copy from its record (rag/copy_record.py), without torch, where the record exists."""
+        loaded = built_copies("cross-encoder", self.name, source, cache)
+        recorded = read_record(loaded.files) if loaded else None
+        if not recorded or recorded[0].activation not in ACTIVATIONS:
+            return False
+        if (opened := open_copy(precision, loaded)) is None:
+            return False  # torch is the choice
+        record, self._tokenizer = recorded
+        self._forward, self.format = opened
+        self._model = self._torch_model = self.dtype = None
+        self._max_tokens, self._activation, self.notice = record.max_length, record.activation, loaded.notice
+        return True
+
+    def _load(self, source: str, choice, device: str, precision: str, cache: Path | None) -> None:
         from sentence_transformers import CrossEncoder
 
         quiet_model_loading()
-
-        self.name = name
-        self.batch_size = batch_size
         try:
-            choice = choose_format(precision, device, "cross-encoder")
             self.dtype = torch_dtype(choice.torch_precision, device)
-            source = resolve_model(name)
             self._model = CrossEncoder(source, device=device, model_kwargs={"dtype": self.dtype})
         except Exception as exc:  # hub errors, missing files and bad configs all surface differently
-            raise describe_load_failure("cross-encoder", name, "RAG_RERANKER_MODEL", exc) from exc
-        self._tokenizer = self._model.tokenizer
+            raise describe_load_failure("cross-encoder", self.name, "RAG_RERANKER_MODEL", exc) from exc
+        self._tokenizer, self._max_tokens = self._model.tokenizer, int(self._model.max_seq_length)
         self._torch_model = self._model.transformers_model
         self._forward = self._torch_forward
+        # Sigmoid and identity are computed alike whichever way the encoder loads; another function by torch.
+        self._activation = activation_name(self._model.activation_fn)
         self.format, self.notice = format_name(self.dtype), choice.notice
         if choice.int8:  # a copy (int8, or OpenVINO float32) where asked for or fastest; else torch
-            loaded = load_int8("cross-encoder", name, source, quantized_cache, self._tokenizer,
-                               self._model.max_seq_length)
+            loaded = load_int8("cross-encoder", self.name, source, cache, self._tokenizer, self._max_tokens)
             opened = open_copy(precision, loaded)
             if opened is not None:
                 self._forward, self.format = opened
                 # The copy computes every score: torch's weights would only hold memory (about 90 MB).
                 self._torch_model.to("meta")
+                if self._activation is not None:
+                    write_record(loaded.files, self._tokenizer, RunRecord(
+                        self._max_tokens, list(self._tokenizer.model_input_names), self._tokenizer.pad_token_id or 0,
+                        activation=self._activation))
             self.notice = loaded.notice
-        self._lock = threading.Lock()
-        self._remember = remember
-        self._scores: OrderedDict[tuple[str, str], float] = OrderedDict()
 
     def _torch_forward(self, features: dict[str, np.ndarray]) -> np.ndarray:
         import torch
@@ -91,11 +118,14 @@ class SentenceTransformerCrossEncoder(BaseCrossEncoder):
         return found
 
     def _score_new(self, pairs: list[tuple[str, str]]) -> list[float]:
+        encoded = self._tokenizer([q for q, _ in pairs], [p for _, p in pairs], truncation=True,
+                                  max_length=self._max_tokens)
+        logits = self.logits(encoded)
+        if self._activation is not None:
+            return activate(logits, self._activation)
         import torch
 
-        encoded = self._tokenizer([q for q, _ in pairs], [p for _, p in pairs], truncation=True,
-                                  max_length=self._model.max_seq_length)
-        return self._model.activation_fn(torch.from_numpy(self.logits(encoded))).tolist()
+        return self._model.activation_fn(torch.from_numpy(logits)).tolist()
 
     def logits(self, encoded) -> np.ndarray:
         """The model's first logit for each tokenized pair of `encoded`, in its order (float32, no activation)."""

@@ -199,20 +199,27 @@ def test_the_int8_copy_is_built_once_with_provenance_and_rebuilt_when_the_source
 @needs_int8
 @pytest.mark.parametrize("copy", quantize.COPIES)
 def test_a_bi_encoder_on_a_copy_keeps_no_float_weights_and_still_knows_its_dimension_and_limit(monkeypatch, copy):
+    from rag import embeddings
     from rag.embeddings import BiEncoder, BiEncoderPairScorer
 
     # Which copy `auto` takes depends on the CPU's timings (and int8's check on it): here the test chooses.
     monkeypatch.setattr(quantize, "choose_copy", lambda precision, loaded: copy)
-    model = BiEncoder(EMBEDDER, precision="auto")
     shown = {"int8": "int8 (OpenVINO, static)", FLOAT32_COPY: "float32 (OpenVINO)",
              ORT_INT8: "int8 (ONNX Runtime, dynamic)", ORT_FLOAT32: "float32 (ONNX Runtime)"}
-    assert model.format == shown[copy], model.notice
-    assert {t.device.type for t in model._model.parameters()} == {"meta"}
-    assert (model.dimension, model.max_tokens) == (384, 256)
     pairs = [("How long does a refund take?", "A refund takes 14 days."),
              ("How long does a refund take?", "Warsaw is in Poland.")]
-    scores = BiEncoderPairScorer(model).score(pairs)
-    assert scores[0] > scores[1]
+    with monkeypatch.context() as unrecorded:  # loaded through sentence-transformers, which records the copies
+        unrecorded.setattr(embeddings, "read_record", lambda files: None)
+        through_library = BiEncoder(EMBEDDER, precision="auto")
+    assert {t.device.type for t in through_library._model.parameters()} == {"meta"}
+    from_record = BiEncoder(EMBEDDER, precision="auto")
+    assert from_record._model is None, "run from the record: no torch model at all"
+    for model in (through_library, from_record):
+        assert model.format == shown[copy], model.notice
+        assert (model.dimension, model.max_tokens) == (384, 256)
+        scores = BiEncoderPairScorer(model).score(pairs)
+        assert scores[0] > scores[1]
+    assert from_record.embed_documents([q for q, _ in pairs]) == through_library.embed_documents([q for q, _ in pairs])
     # Pair scores meet a fixed threshold (answer attribution): they are float32's whatever the copy searching uses.
     assert scores == pytest.approx(BiEncoderPairScorer(BiEncoder(EMBEDDER, precision="float32")).score(pairs),
                                    abs=2e-3)
@@ -257,7 +264,7 @@ def test_int8_ranks_pools_as_float32_does():
     int8 = SentenceTransformerCrossEncoder(str(RERANKER), precision="int8")
     assert int8.format == "int8 (OpenVINO, static)", int8.notice
     # The int8 copy computes every score: no float weights are kept beside it.
-    assert {t.device.type for t in int8._torch_model.parameters()} == {"meta"}
+    assert int8._torch_model is None or {t.device.type for t in int8._torch_model.parameters()} == {"meta"}
     float32 = SentenceTransformerCrossEncoder(str(RERANKER), precision="float32")
     _, pools = read_calibration()
     same, differences = 0, []
