@@ -17,8 +17,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .quantize import EncoderCopies, Forward, Kind
 
 RECORD, TOKENIZER = "run-record.json", "tokenizer.json"
 LIBRARIES = ("sentence-transformers", "transformers", "tokenizers")
@@ -60,6 +64,32 @@ def activate(logits: np.ndarray, activation: str) -> list[float]:
         return x.tolist()
     with np.errstate(over="ignore"):  # exp(-x) overflows to inf for very negative logits: the score is then 0
         return (1.0 / (1.0 + np.exp(-x))).tolist()
+
+
+@dataclass
+class RecordedCopy:
+    """An encoder's chosen copy, opened, with its record and tokenizer."""
+
+    record: RunRecord
+    tokenizer: CopyTokenizer
+    copies: EncoderCopies
+    forward: Forward
+    format: str
+
+
+def open_recorded(kind: Kind, name: str, source: str, precision: str, cache: Path | None) -> RecordedCopy | None:
+    """The copy that `precision` chooses among those built for `source`, opened from its record; None where there
+    are no copies, no complete record, or torch is the choice."""
+    from .quantize import built_copies, open_copy
+
+    loaded = built_copies(kind, name, source, cache)
+    recorded = read_record(loaded.files) if loaded else None
+    if recorded is None:
+        return None
+    record, tokenizer = recorded
+    complete = bool(record.dimension) if kind == "bi-encoder" else record.activation in ACTIVATIONS
+    opened = open_copy(precision, loaded) if complete else None
+    return None if opened is None else RecordedCopy(record, tokenizer, loaded, *opened)
 
 
 def write_record(files: dict[str, Path], tokenizer, record: RunRecord) -> None:

@@ -9,10 +9,10 @@ from pathlib import Path
 from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.embeddings import Embeddings
 
+from .copy_record import RunRecord, open_recorded, write_record
 from .errors import ModelLoadError
 from .models import declared_dimension, describe_load_failure, quiet_model_loading, resolve_model, torch_dtype
-from .copy_record import RunRecord, read_record, write_record
-from .quantize import Encoder, built_copies, choose_format, float32_copy, format_name, load_int8, open_copy
+from .quantize import Encoder, choose_format, float32_copy, format_name, load_int8, open_copy
 from .settings import Settings
 
 
@@ -40,16 +40,14 @@ class BiEncoder(Embeddings):
 
     def _open_recorded(self, source: str, precision: str, cache: Path | None) -> bool:
         """Run the chosen copy from its record (rag/copy_record.py), without torch, where the record exists."""
-        loaded = built_copies("bi-encoder", self.name, source, cache)
-        recorded = read_record(loaded.files) if loaded else None
-        if not recorded or not recorded[0].dimension or (opened := open_copy(precision, loaded)) is None:
-            return False  # no record, or torch is the choice
-        record, tokenizer = recorded
-        self._copy, self.format = opened
-        self._open_float32 = self._float32_opener(loaded)
-        self._encoder = Encoder("bi-encoder", tokenizer, record.max_length)
-        self._model, self.dtype, self.notice = None, None, loaded.notice
-        self.dimension, self._max_tokens = record.dimension, record.max_length
+        found = open_recorded("bi-encoder", self.name, source, precision, cache)
+        if found is None:
+            return False
+        self._copy, self.format = found.forward, found.format
+        self._open_float32 = self._float32_opener(found.copies)
+        self._encoder = Encoder("bi-encoder", found.tokenizer, found.record.max_length)
+        self._model, self.dtype, self.notice = None, None, found.copies.notice
+        self.dimension, self._max_tokens = found.record.dimension, found.record.max_length
         return True
 
     def _load(self, source: str, choice, device: str, precision: str, cache: Path | None) -> None:

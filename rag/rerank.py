@@ -18,9 +18,9 @@ from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict
 
+from .copy_record import RunRecord, activate, activation_name, open_recorded, write_record
 from .models import describe_load_failure, quiet_model_loading, resolve_model, torch_dtype
-from .copy_record import ACTIVATIONS, RunRecord, activate, activation_name, read_record, write_record
-from .quantize import built_copies, choose_format, format_name, load_int8, open_copy
+from .quantize import choose_format, format_name, load_int8, open_copy
 from .settings import Settings
 
 # Metadata keys the retriever and the compressor write, read by the pipeline.
@@ -55,16 +55,13 @@ class SentenceTransformerCrossEncoder(BaseCrossEncoder):
 
     def _open_recorded(self, source: str, precision: str, cache: Path | None) -> bool:
         """Run the chosen copy from its record (rag/copy_record.py), without torch, where the record exists."""
-        loaded = built_copies("cross-encoder", self.name, source, cache)
-        recorded = read_record(loaded.files) if loaded else None
-        if not recorded or recorded[0].activation not in ACTIVATIONS:
+        found = open_recorded("cross-encoder", self.name, source, precision, cache)
+        if found is None:
             return False
-        if (opened := open_copy(precision, loaded)) is None:
-            return False  # torch is the choice
-        record, self._tokenizer = recorded
-        self._forward, self.format = opened
+        self._tokenizer, self._forward, self.format = found.tokenizer, found.forward, found.format
         self._model = self._torch_model = self.dtype = None
-        self._max_tokens, self._activation, self.notice = record.max_length, record.activation, loaded.notice
+        self._max_tokens, self._activation = found.record.max_length, found.record.activation
+        self.notice = found.copies.notice
         return True
 
     def _load(self, source: str, choice, device: str, precision: str, cache: Path | None) -> None:

@@ -199,7 +199,7 @@ def test_the_int8_copy_is_built_once_with_provenance_and_rebuilt_when_the_source
 @needs_int8
 @pytest.mark.parametrize("copy", quantize.COPIES)
 def test_a_bi_encoder_on_a_copy_keeps_no_float_weights_and_still_knows_its_dimension_and_limit(monkeypatch, copy):
-    from rag import embeddings
+    from rag import copy_record
     from rag.embeddings import BiEncoder, BiEncoderPairScorer
 
     # Which copy `auto` takes depends on the CPU's timings (and int8's check on it): here the test chooses.
@@ -209,7 +209,7 @@ def test_a_bi_encoder_on_a_copy_keeps_no_float_weights_and_still_knows_its_dimen
     pairs = [("How long does a refund take?", "A refund takes 14 days."),
              ("How long does a refund take?", "Warsaw is in Poland.")]
     with monkeypatch.context() as unrecorded:  # loaded through sentence-transformers, which records the copies
-        unrecorded.setattr(embeddings, "read_record", lambda files: None)
+        unrecorded.setattr(copy_record, "read_record", lambda files: None)
         through_library = BiEncoder(EMBEDDER, precision="auto")
     assert {t.device.type for t in through_library._model.parameters()} == {"meta"}
     from_record = BiEncoder(EMBEDDER, precision="auto")
