@@ -92,14 +92,19 @@ def open_recorded(kind: Kind, name: str, source: str, precision: str, cache: Pat
     return None if opened is None else RecordedCopy(record, tokenizer, loaded, *opened)
 
 
-def write_record(files: dict[str, Path], tokenizer, record: RunRecord) -> None:
-    """Record `record` and `tokenizer` beside the copies in `files`, unless they are there already. Never raises:
-    the record only saves time. A tokenizer without a Rust one behind it is not recorded."""
+def write_record(files: dict[str, Path], tokenizer, max_length: int, dimension: int | None = None,
+                 activation: str | None = None) -> None:
+    """Record `tokenizer` (the library's) beside the copies in `files`, with the input limit, and a bi-encoder's
+    `dimension` or a cross-encoder's `activation`; the input names, padding id and library versions are read here.
+    Nothing is written where it is there already. Never raises: the record only saves time. A tokenizer without a
+    Rust one behind it is not recorded."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if not files or backend is None:
         return
-    folder = next(iter(files.values())).parent
-    text = json.dumps(asdict(RunRecord(**{**asdict(record), "libraries": library_versions()})), indent=1)
+    folder = _folder(files)
+    record = RunRecord(max_length, list(tokenizer.model_input_names), tokenizer.pad_token_id or 0,
+                       dimension=dimension, activation=activation, libraries=library_versions())
+    text = json.dumps(asdict(record), indent=1)
     try:
         if (folder / RECORD).is_file() and (folder / RECORD).read_text() == text and (folder / TOKENIZER).is_file():
             return
@@ -114,7 +119,7 @@ def read_record(files: dict[str, Path]) -> tuple[RunRecord, CopyTokenizer] | Non
     other library versions, or it cannot be read."""
     if not files:
         return None
-    folder = next(iter(files.values())).parent
+    folder = _folder(files)
     try:
         record = RunRecord(**json.loads((folder / RECORD).read_text()))
         if record.libraries != library_versions():
@@ -145,6 +150,11 @@ class CopyTokenizer:
         inputs = list(zip(texts, pairs)) if pairs is not None else list(texts)
         encodings = self._tokenizer.encode_batch(inputs)
         return {name: [getattr(e, ENCODING_FIELDS[name]) for e in encodings] for name in self.model_input_names}
+
+
+def _folder(files: dict[str, Path]) -> Path:
+    """The copies' folder, where the record lives beside them."""
+    return next(iter(files.values())).parent
 
 
 def _replace(path: Path, text: str) -> None:

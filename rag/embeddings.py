@@ -9,7 +9,7 @@ from pathlib import Path
 from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.embeddings import Embeddings
 
-from .copy_record import RunRecord, open_recorded, write_record
+from .copy_record import open_recorded, write_record
 from .errors import ModelLoadError
 from .models import declared_dimension, describe_load_failure, quiet_model_loading, resolve_model, torch_dtype
 from .quantize import Encoder, choose_format, float32_copy, format_name, load_int8, open_copy
@@ -73,9 +73,7 @@ class BiEncoder(Embeddings):
             opened = open_copy(precision, loaded)
             if opened is not None:
                 self._copy, self.format = opened
-                write_record(loaded.files, tokenizer, RunRecord(
-                    self._max_tokens, list(tokenizer.model_input_names), tokenizer.pad_token_id or 0,
-                    dimension=self.dimension))
+                write_record(loaded.files, tokenizer, self._max_tokens, dimension=self.dimension)
             self._open_float32 = self._float32_opener(loaded)
             self.notice = loaded.notice
         if self._copy is not None:

@@ -18,7 +18,7 @@ from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict
 
-from .copy_record import RunRecord, activate, activation_name, open_recorded, write_record
+from .copy_record import activate, activation_name, open_recorded, write_record
 from .models import describe_load_failure, quiet_model_loading, resolve_model, torch_dtype
 from .quantize import choose_format, format_name, load_int8, open_copy
 from .settings import Settings
@@ -87,9 +87,7 @@ class SentenceTransformerCrossEncoder(BaseCrossEncoder):
                 # The copy computes every score: torch's weights would only hold memory (about 90 MB).
                 self._torch_model.to("meta")
                 if self._activation is not None:
-                    write_record(loaded.files, self._tokenizer, RunRecord(
-                        self._max_tokens, list(self._tokenizer.model_input_names), self._tokenizer.pad_token_id or 0,
-                        activation=self._activation))
+                    write_record(loaded.files, self._tokenizer, self._max_tokens, activation=self._activation)
             self.notice = loaded.notice
 
     def _torch_forward(self, features: dict[str, np.ndarray]) -> np.ndarray:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import replace
 
 import pytest
 from sentence_transformers import CrossEncoder, SentenceTransformer
@@ -50,7 +49,7 @@ def test_the_recorded_tokenizer_tokenizes_as_the_library_does(tmp_path):
     for name, tokenizer, limit in (("cross", cross, 256), ("bi", bi.tokenizer, bi.max_seq_length)):
         files = {"copy": tmp_path / name / "model.onnx"}
         files["copy"].parent.mkdir()
-        write_record(files, tokenizer, RunRecord(limit, list(tokenizer.model_input_names), tokenizer.pad_token_id))
+        write_record(files, tokenizer, limit)
         _, recorded = read_record(files)
         if name == "cross":
             assert recorded(questions, passages, truncation=True, max_length=limit) == dict(
@@ -77,9 +76,9 @@ def test_a_process_that_finds_the_record_never_imports_torch_and_computes_the_sa
 def test_a_record_from_other_library_versions_or_without_its_tokenizer_is_not_used(tmp_path, monkeypatch):
     tokenizer = CrossEncoder(str(RERANKER)).tokenizer
     files = {"copy": tmp_path / "model.onnx"}
-    record = RunRecord(256, list(tokenizer.model_input_names), tokenizer.pad_token_id, activation="sigmoid")
-    write_record(files, tokenizer, record)
-    assert read_record(files)[0] == replace(record, libraries=copy_record.library_versions())
+    write_record(files, tokenizer, 256, activation="sigmoid")
+    assert read_record(files)[0] == RunRecord(256, list(tokenizer.model_input_names), tokenizer.pad_token_id,
+                                              activation="sigmoid", libraries=copy_record.library_versions())
     monkeypatch.setattr(copy_record, "library_versions", lambda: {"sentence-transformers": "0.0"})
     assert read_record(files) is None, "written by other versions of the libraries"
     monkeypatch.undo()
@@ -92,5 +91,5 @@ def test_a_tokenizer_without_a_rust_one_behind_it_is_not_recorded(tmp_path):
         model_input_names, pad_token_id = ["input_ids"], 0
 
     files = {"copy": tmp_path / "model.onnx"}
-    write_record(files, PythonOnly(), RunRecord(256, ["input_ids"], 0, dimension=384))
+    write_record(files, PythonOnly(), 256, dimension=384)
     assert list(tmp_path.iterdir()) == [] and read_record(files) is None
