@@ -253,16 +253,28 @@ def _openers(files: dict[str, Path], openvino_cache: Path) -> dict[str, Callable
     return {copy: opener(copy, path) for copy, path in files.items()}
 
 
+# Digests computed in this process, by folder and its files' names, sizes and modification times.
+_DIGESTS: dict[tuple, str] = {}
+
+
 def source_digest(folder: Path) -> str:
-    """sha256 over the model folder's files (names and contents), READMEs aside."""
-    h = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() != ".md"
-                       and not any(part.startswith(".") for part in p.relative_to(folder).parts)):
-        h.update(str(path.relative_to(folder)).encode() + b"\0")
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
+    """sha256 over the model folder's files (names and contents), READMEs aside.
+
+    Read once per process while the files stay as they were (same names, sizes and modification times): an
+    encoder that finds no record beside its copies looks them up twice, first for the record, then to load them."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() != ".md"
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    stamp = (str(folder.resolve()), tuple((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
+                                          for p in files))
+    if stamp not in _DIGESTS:
+        h = hashlib.sha256()
+        for path in files:
+            h.update(str(path.relative_to(folder)).encode() + b"\0")
+            with path.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+        _DIGESTS[stamp] = h.hexdigest()
+    return _DIGESTS[stamp]
 
 
 def _wanted(name: str, source: str, digest: str) -> dict:
