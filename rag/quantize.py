@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -181,21 +182,33 @@ def load_int8(kind: Kind, name: str, source: str, cache: Path | None, tokenizer,
         if not _matches(provenance, wanted):
             from filelock import FileLock
 
-            folder.mkdir(parents=True, exist_ok=True)
-            with FileLock(str(folder / ".build.lock")):
+            cache.mkdir(parents=True, exist_ok=True)
+            # The lock sits beside the folder, not in it, so that a failed build can remove the whole folder.
+            with FileLock(str(cache / f".{folder.name}.build.lock")):
                 provenance = _read_provenance(folder)
                 if not _matches(provenance, wanted):
-                    (folder / "provenance.json").unlink(missing_ok=True)  # written again last, once complete
                     print(f"rag: building the int8 {kind} from {name} (once; about a minute)", file=sys.stderr,
                           flush=True)
-                    from .int8_build import build
-
-                    provenance = build(kind, source, folder, tokenizer, max_length, wanted)
+                    provenance = _build_afresh(kind, source, folder, tokenizer, max_length, wanted)
         return _copies(kind, folder, provenance, cache)
     except Exception as exc:  # a failed build or load must not take the encoder down: torch is the fallback
         first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         return EncoderCopies(notice=f"int8 {kind} could not be built or loaded ({type(exc).__name__}: {first}); "
                                     f"using torch")
+
+
+def _build_afresh(kind: Kind, source: str, folder: Path, tokenizer, max_length: int, wanted: dict) -> dict:
+    """Build the copies into `folder` (the caller holds its lock); a build that fails removes the folder, so that
+    nothing half-built stays in the cache."""
+    from .int8_build import build
+
+    (folder / "provenance.json").unlink(missing_ok=True)  # written again last, once complete
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return build(kind, source, folder, tokenizer, max_length, wanted)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def built_copies(kind: Kind, name: str, source: str, cache: Path | None) -> EncoderCopies | None:

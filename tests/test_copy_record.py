@@ -93,3 +93,12 @@ def test_a_tokenizer_without_a_rust_one_behind_it_is_not_recorded(tmp_path):
     files = {"copy": tmp_path / "model.onnx"}
     write_record(files, PythonOnly(), 256, dimension=384)
     assert list(tmp_path.iterdir()) == [] and read_record(files) is None
+
+
+def test_a_record_that_cannot_be_written_leaves_no_temporary_file_behind(tmp_path):
+    tokenizer = CrossEncoder(str(RERANKER)).tokenizer
+    files = {"copy": tmp_path / "model.onnx"}
+    (tmp_path / copy_record.RECORD).mkdir()  # a folder where the record goes: writing works, replacing fails
+    write_record(files, tokenizer, 256, activation="sigmoid")
+    assert read_record(files) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == [copy_record.RECORD, copy_record.TOKENIZER]

@@ -254,6 +254,7 @@ def test_a_failed_build_leaves_the_encoder_in_torch_with_a_notice(tmp_path):
     assert model.format in ("float32", "bfloat16")
     assert "could not be built" in model.notice and "mean pooling" in model.notice
     assert len(model.embed_query("a question")) == model.dimension
+    assert not [p for p in tmp_path.iterdir() if p.is_dir()], "no half-built copies folder stays in the cache"
 
 
 @needs_int8
