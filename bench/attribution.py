@@ -1,7 +1,7 @@
 """How to attribute an answer's sentences to the chunks sent, and how to pick the evidence sentence: measured.
 
 Reads the JSON that `python -m rag eval --answers ... --json FILE` wrote (each answer with its question, gold
-answers and the chunks sent) and, with the configured encoders, for each attribution rule (`rag.evidence.
+answers and the chunks sent) and, with the configured encoders, for each attribution rule (`rag.answers.evidence.
 AttributionRule`: scorer, when the question is read with the sentence, the copied-words rule, the threshold):
   right        correct answers with an attributed chunk that contains a gold answer (the issue's target: >= 95%)
   false support  sentences of correct answers checked against ANOTHER question's chunks (which cannot support
@@ -18,11 +18,11 @@ import json
 import statistics
 from pathlib import Path
 
-from rag.answer_eval import contains_answer
-from rag.embeddings import BiEncoderPairScorer, load_bi_encoder
-from rag.evidence import AttributionRule, attribute, evidence_units
-from rag.rerank import load_cross_encoder
+from rag.answers.evidence import AttributionRule, attribute, evidence_units
+from rag.evaluation.answer_eval import contains_answer
 from rag.results import Source
+from rag.retrieval.embeddings import BiEncoderPairScorer, load_bi_encoder
+from rag.retrieval.rerank import load_cross_encoder
 from rag.settings import Settings
 
 

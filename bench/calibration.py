@@ -1,5 +1,5 @@
-"""Writes rag/data/calibration.jsonl.gz: the real (question, chunk) pairs that int8 encoders are calibrated and
-checked on when they are built (rag/quantize.py).
+"""Writes rag/encoders/data/calibration.jsonl.gz: the real (question, chunk) pairs that int8 encoders are calibrated and
+checked on when they are built (rag/encoders/quantize.py).
 
 SciFact claims 181-300 of the test file (in file order; the benchmarks evaluate on claims 1-150, so calibration never
 sees an evaluation question), each with its pool: the chunks of the project's splitter nearest to it by the float32
@@ -26,9 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import SCIFACT, split_as_the_app_does  # noqa: E402
-from rag.embeddings import BiEncoder  # noqa: E402
-from rag.evaluation import load_beir  # noqa: E402
-from rag.quantize import CALIBRATION  # noqa: E402
+from rag.encoders.quantize import CALIBRATION  # noqa: E402
+from rag.evaluation.retrieval_eval import load_beir  # noqa: E402
+from rag.retrieval.embeddings import BiEncoder  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 CHECK, CALIBRATE, POOL, PICKS = range(180, 190), range(190, 300), 20, (0, 4, 14)

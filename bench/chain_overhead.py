@@ -2,9 +2,9 @@
 RerankingRetriever inside an LCEL chain, timed by a callback) against the same two steps called directly
 (`StoreRetriever._get_relevant_documents` and `ScoreKeepingReranker.compress_documents`, no runnables, no callbacks).
 
-The two are interleaved question by question (which goes first alternates) over the same store, so that both see the same machine load; the
-difference of the medians is the runnables' cost. The sample documents in data/ and the questions of
-docs/sample-qa.jsonl, N = 20 candidates, the configured bi-encoder and `--reranker`.
+The two are interleaved question by question (which goes first alternates) over the same store, so that both see the
+same machine load; the difference of the medians is the runnables' cost. The sample documents in data/ and the questions
+of docs/sample-qa.jsonl, N = 20 candidates, the configured bi-encoder and `--reranker`.
 
 Run: `scripts/run-bench.sh chain_overhead [--rounds 5] [--json FILE]`.
 """
@@ -25,12 +25,12 @@ sys.path.insert(0, str(REPO))
 from langchain_core.callbacks import CallbackManagerForRetrieverRun  # noqa: E402
 
 from bench.common import DEFAULT_RERANKER, p50_p95  # noqa: E402
-from rag.embeddings import load_bi_encoder  # noqa: E402
 from rag.pipeline import Pipeline  # noqa: E402
-from rag.rerank import ScoreKeepingReranker, load_cross_encoder  # noqa: E402
-from rag.retriever import StoreRetriever  # noqa: E402
+from rag.retrieval.embeddings import load_bi_encoder  # noqa: E402
+from rag.retrieval.rerank import ScoreKeepingReranker, load_cross_encoder  # noqa: E402
+from rag.retrieval.retriever import StoreRetriever  # noqa: E402
+from rag.retrieval.store import Store  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-from rag.store import Store  # noqa: E402
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from rag.metrics import percentile
+from rag.evaluation.metrics import percentile
 from rag.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,8 +22,8 @@ def split_as_the_app_does(documents: list[tuple[str, bytes]], settings: Settings
     """The chunks (LangChain documents) the app's ingest makes of these (name, bytes) files."""
     import hashlib
 
-    from rag.library import split_document
-    from rag.loaders import load_document
+    from rag.documents.library import split_document
+    from rag.documents.loaders import load_document
 
     return [chunk for name, data in documents
             for chunk in split_document(load_document(data, name, max_pages=settings.max_pages), name,
@@ -31,10 +31,10 @@ def split_as_the_app_does(documents: list[tuple[str, bytes]], settings: Settings
 
 
 def cpu_description() -> str:
-    """The CPU's model name, core count and what matters for the number formats (rag.quantize.cpu_kind)."""
+    """The CPU's model name, core count and what matters for the number formats (rag.encoders.quantize.cpu_kind)."""
     import os
 
-    from rag.quantize import cpu_kind
+    from rag.encoders.quantize import cpu_kind
 
     name = "unknown CPU"
     with contextlib.suppress(OSError):

@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from rag.conversations import ConversationStore, SavedTurn  # noqa: E402
+from rag.history.conversations import ConversationStore, SavedTurn  # noqa: E402
 from rag.results import Source  # noqa: E402
 
 SOURCES = [Source(f"c{i}", "doc.md", i, 0, "x" * 1000, i, 0.5, i, 0.9, i) for i in (1, 2, 3)]

@@ -9,7 +9,8 @@ number format (int8 or bfloat16 computed natively) can reach it. It also measure
 ONNX Runtime computes its int8 copy (dynamic quantization counted), and prints the copies' own timings on this CPU
 (their `provenance.json`), which show whether one is faster here.
 
-- rerank: the ten check pools of `rag/data/calibration.jsonl.gz` (SciFact claims 181-190, each with its 20 nearest
+- rerank: the ten check pools of `rag/encoders/data/calibration.jsonl.gz` (SciFact claims 181-190, each with its 20
+nearest
   chunks of the project's splitter), question and chunk as the cross-encoder reads them (up to 512 tokens);
 - ingest: the first `--docs` SciFact abstracts split as the app splits them, each chunk as the bi-encoder reads it
   (up to its max_seq_length).
@@ -33,9 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import DEFAULT_RERANKER, SCIFACT, cpu_description, split_as_the_app_does  # noqa: E402
-from rag.evaluation import load_beir  # noqa: E402
-from rag.models import resolve_model  # noqa: E402
-from rag.int8_build import read_calibration  # noqa: E402
+from rag.encoders.int8_build import read_calibration  # noqa: E402
+from rag.encoders.models import resolve_model  # noqa: E402
+from rag.evaluation.retrieval_eval import load_beir  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 
@@ -75,8 +76,8 @@ def best_seconds(run, repeats: int) -> float:
 
 
 def int8_rate(shape: dict[str, int], tokens: int, repeats: int = 15) -> float:
-    """The same products in int8 as ONNX Runtime computes them in its int8 copy (rag/onnx_copy.py: dynamic, weights
-    per channel), two threads, best of `repeats`; the quantizing of the activations is counted in the time."""
+    """The same products in int8 as ONNX Runtime computes them in its int8 copy (rag/encoders/onnx_copy.py: dynamic,
+    weights per channel), two threads, best of `repeats`; the quantizing of the activations is counted in the time."""
     import tempfile
 
     import onnx

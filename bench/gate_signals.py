@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.answer_eval import calibrate_gate, load_answer_set
-from rag.evidence import best_evidence, find_evidence
-from rag.keyword_index import tokenize
+from rag.answers.evidence import best_evidence, find_evidence
+from rag.evaluation.answer_eval import calibrate_gate, load_answer_set
 from rag.pipeline import build_pipeline
+from rag.retrieval.keyword_index import tokenize
 from rag.settings import Settings
 
 SQUAD = Path(__file__).resolve().parents[2] / "shared" / "eval" / "squad2-dev"
@@ -143,8 +143,8 @@ def compare(rows: list[dict]) -> list[dict]:
 
 def two_fold(rows: list[dict]) -> dict:
     """The app's gate (best cross-encoder score < t) held out over every question: t chosen by the app's own
-    calibration (`rag.answer_eval.calibrate_gate`) on the odd-numbered questions of each file is applied to the
-    even-numbered ones and the other way round, so that each question is judged by a threshold chosen without it.
+    calibration (`rag.evaluation.answer_eval.calibrate_gate`) on the odd-numbered questions of each file is applied to
+    the even-numbered ones and the other way round, so that each question is judged by a threshold chosen without it.
     Both of its thresholds: the balanced one, and the one letting >= 90% through."""
     out = {}
     for how in ("balanced", "for_target"):

@@ -1,10 +1,10 @@
 """Does a faster number format keep the rankings? SciFact ranked with each encoder in float32, bfloat16, int8 (static,
 OpenVINO), float32 computed by OpenVINO (`openvino-float32`) and by ONNX Runtime (`onnxruntime-float32`), and int8
-computed by ONNX Runtime (`onnxruntime-int8`, dynamic; rag/onnx_copy.py), nothing else changed.
+computed by ONNX Runtime (`onnxruntime-int8`, dynamic; rag/encoders/onnx_copy.py), nothing else changed.
 
 The corpus goes through the project's own loader and splitter. Search is exact (numpy over every vector, not
 Chroma's approximate index), so that only the number format differs between runs. Claims 181-300 calibrate the
-int8 copies (rag/data/calibration.jsonl.gz), so every figure here is on claims 1-180 only. It prints:
+int8 copies (rag/encoders/data/calibration.jsonl.gz), so every figure here is on claims 1-180 only. It prints:
 - dense nDCG@10 (document level) with the bi-encoder in each format, and how many of its top-3 chunks per claim
   are float32's;
 - for the first `--rerank-questions` claims, the float32 bi-encoder's top `--pool` reranked by the cross-encoder in
@@ -14,8 +14,9 @@ int8 copies (rag/data/calibration.jsonl.gz), so every figure here is on claims 1
   top-3 chunks the same;
 - the int8 copies' provenance (build time, check on the calibration file's own pools, timings on this CPU).
 
-Run: `scripts/run-bench.sh precision [--rerank-questions 50] [--pool 100] [--formats float32,bfloat16,int8,openvino-float32,onnxruntime-int8,onnxruntime-float32]
-[--json FILE]` (about 30 minutes on 2 idle cores; the first run also builds the int8 copies).
+Run: `scripts/run-bench.sh precision [--rerank-questions 50] [--pool 100] [--formats
+float32,bfloat16,int8,openvino-float32,onnxruntime-int8,onnxruntime-float32] [--json FILE]` (about 30 minutes on 2 idle
+cores; the first run also builds the int8 copies).
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import DEFAULT_RERANKER, SCIFACT, cpu_description, split_as_the_app_does  # noqa: E402
-from rag.embeddings import BiEncoder  # noqa: E402
-from rag.evaluation import load_beir  # noqa: E402
-from rag.metrics import dedupe, ndcg_at_k  # noqa: E402
-from rag.quantize import COPIES, Encoder, load_int8, open_named_copy  # noqa: E402
-from rag.rerank import SentenceTransformerCrossEncoder  # noqa: E402
+from rag.encoders.quantize import COPIES, Encoder, load_int8, open_named_copy  # noqa: E402
+from rag.evaluation.metrics import dedupe, ndcg_at_k  # noqa: E402
+from rag.evaluation.retrieval_eval import load_beir  # noqa: E402
+from rag.retrieval.embeddings import BiEncoder  # noqa: E402
+from rag.retrieval.rerank import SentenceTransformerCrossEncoder  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 FORMATS = ("float32", "bfloat16", *COPIES)
@@ -137,7 +138,7 @@ def main() -> None:
 
 def _int8(kind: str, model: str, encoder, cache: Path):
     """The int8 copy of `model` (built if needed), whether or not it passed the build's check."""
-    from rag.models import resolve_model
+    from rag.encoders.models import resolve_model
 
     return load_int8(kind, model, resolve_model(model), cache, encoder._model.tokenizer,
                      encoder._model.max_seq_length)

@@ -28,10 +28,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import DEFAULT_RERANKER, SCIFACT, cpu_description, split_as_the_app_does  # noqa: E402
-from rag.embeddings import BiEncoder  # noqa: E402
-from rag.evaluation import load_beir  # noqa: E402
-from rag.metrics import dedupe, ndcg_at_k  # noqa: E402
-from rag.rerank import SentenceTransformerCrossEncoder  # noqa: E402
+from rag.evaluation.metrics import dedupe, ndcg_at_k  # noqa: E402
+from rag.evaluation.retrieval_eval import load_beir  # noqa: E402
+from rag.retrieval.embeddings import BiEncoder  # noqa: E402
+from rag.retrieval.rerank import SentenceTransformerCrossEncoder  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 POOL, KEEP = 20, 3

@@ -2,8 +2,8 @@
 
 At each size it prints: the chunks per second of the step that reached it, the p50 / p95 of a dense retrieve of N
 candidates, of a hybrid (BM25 + dense) retrieve, and of the cross-encoder on those N, the process's memory now and at
-its peak (ru_maxrss), and what the store's keyword index (rag.keyword_index) costs: its file's size, loading it on
-a restart (the first search of a new process), and building it from Chroma (once, for a store made before it).
+its peak (ru_maxrss), and what the store's keyword index (rag.retrieval.keyword_index) costs: its file's size, loading
+it on a restart (the first search of a new process), and building it from Chroma (once, for a store made before it).
 Synthetic documents are words drawn from a Zipf-like distribution over a made-up vocabulary, `--chunk-chars` long
 per chunk (shorter than the app's 1,000 so that 100k chunks take minutes, not an hour: embedding cost per chunk
 is measured at full size by bench/speed.py; what this shows is what grows with the store).
@@ -26,13 +26,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import DEFAULT_RERANKER, p50_p95  # noqa: E402
-from rag.embeddings import load_bi_encoder  # noqa: E402
-from rag.hybrid import catch_up  # noqa: E402
-from rag.keyword_index import BM25Index  # noqa: E402
 from rag.pipeline import Pipeline  # noqa: E402
-from rag.rerank import load_cross_encoder  # noqa: E402
+from rag.retrieval.embeddings import load_bi_encoder  # noqa: E402
+from rag.retrieval.hybrid import catch_up  # noqa: E402
+from rag.retrieval.keyword_index import BM25Index  # noqa: E402
+from rag.retrieval.rerank import load_cross_encoder  # noqa: E402
+from rag.retrieval.store import Store  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-from rag.store import Store  # noqa: E402
 
 CHUNKS_PER_DOC = 10
 SYLLABLES = ["ka", "lo", "mi", "ne", "su", "ta", "ri", "po", "ve", "da", "zu", "fe", "go", "hi", "ju", "ba"]

@@ -39,13 +39,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import DEFAULT_RERANKER, SCIFACT, cpu_description, llm_settings, p50_p95  # noqa: E402
-from rag.embeddings import load_bi_encoder  # noqa: E402
-from rag.evaluation import load_beir  # noqa: E402
-from rag.library import Library, expand_paths  # noqa: E402
+from rag.documents.library import Library, expand_paths  # noqa: E402
+from rag.evaluation.retrieval_eval import load_beir  # noqa: E402
 from rag.pipeline import Pipeline  # noqa: E402
-from rag.rerank import load_cross_encoder  # noqa: E402
+from rag.retrieval.embeddings import load_bi_encoder  # noqa: E402
+from rag.retrieval.rerank import load_cross_encoder  # noqa: E402
+from rag.retrieval.store import Store  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-from rag.store import Store  # noqa: E402
 
 N_VALUES = (10, 20, 50)
 TEXTBOOK = ("textbook-float32", "textbook-bfloat16")
@@ -200,7 +200,7 @@ def main() -> None:
     import torch
 
     from bench import textbook
-    from rag.models import resolve_model, torch_dtype
+    from rag.encoders.models import resolve_model, torch_dtype
 
     scifact = load_beir(SCIFACT)  # the first --docs abstracts, and every test claim
     documents, queries = scifact.documents[: args.docs], list(scifact.questions.values())

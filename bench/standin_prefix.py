@@ -1,7 +1,7 @@
 """Does the stand-in reuse the fixed start of the prompt between requests? Measured on its own model.
 
 llama-cpp-python keeps the last prompt's evaluated tokens and, on the next request, evaluates only what follows the
-longest common prefix. Every answer request starts with the same system prompt (rag/prompt.py), so the stand-in
+longest common prefix. Every answer request starts with the same system prompt (rag/answers/prompt.py), so the stand-in
 should read only the passages and the question. This times the first token of an answer request right after a
 request for another question (the prefix is reused), against the same request after `Llama.reset()` (all read
 again), alternating, on one thread as the stand-in runs.
@@ -18,7 +18,7 @@ import time
 
 from llama_cpp import Llama
 
-from rag.prompt import SYSTEM_PROMPT
+from rag.answers.prompt import SYSTEM_PROMPT
 
 QUESTIONS = [("When did the Normans conquer England?", "The Norman conquest of England began in 1066."),
              ("How long does a refund take?", "A refund takes 14 days to process once the item arrives."),

@@ -2,7 +2,8 @@
 (lists records, loads no encoder) and `retrieve` (loads both encoders, ranks 20 candidates and reranks them). Each
 `retrieve` runs twice per round, alternating which goes first:
 
-- from the record: the encoders run their copies from the record beside them (rag/copy_record.py), without torch;
+- from the record: the encoders run their copies from the record beside them (rag/encoders/copy_record.py), without
+torch;
 - through the libraries: the record is removed first, so the encoders load through sentence-transformers (which
   writes the record again).
 
@@ -29,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import DEFAULT_RERANKER, cpu_description  # noqa: E402
-from rag.copy_record import RECORD  # noqa: E402
+from rag.encoders.copy_record import RECORD  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 QUESTION = "What does a cross-encoder read?"

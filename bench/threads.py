@@ -1,8 +1,9 @@
 """How the ONNX Runtime copies should use the cores: one sequence at a time split across all of them, or one
-sequence per core, several at once (`rag.onnx_copy.open_session`'s `workers`). Every sequence is computed alone
+sequence per core, several at once (`rag.encoders.onnx_copy.open_session`'s `workers`). Every sequence is computed alone
 either way, so the outputs must be identical; the benchmark checks that, then times both, alternating.
 
-- cross-encoder: the ten check pools of `rag/data/calibration.jsonl.gz` (SciFact claims 181-190, each with its 20
+- cross-encoder: the ten check pools of `rag/encoders/data/calibration.jsonl.gz` (SciFact claims 181-190, each with its
+20
   nearest chunks), one pool per call, as the app reranks;
 - bi-encoder: the first `--docs` SciFact abstracts split as the app splits them, 32 chunks per call, as ingest
   embeds them.
@@ -26,11 +27,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import DEFAULT_RERANKER, SCIFACT, cpu_description, split_as_the_app_does  # noqa: E402
-from rag import onnx_copy  # noqa: E402
-from rag.evaluation import load_beir  # noqa: E402
-from rag.int8_build import read_calibration  # noqa: E402
-from rag.models import resolve_model  # noqa: E402
-from rag.quantize import ORT_FLOAT32, ORT_INT8, Encoder, load_int8  # noqa: E402
+from rag.encoders import onnx_copy  # noqa: E402
+from rag.encoders.int8_build import read_calibration  # noqa: E402
+from rag.encoders.models import resolve_model  # noqa: E402
+from rag.encoders.quantize import ORT_FLOAT32, ORT_INT8, Encoder, load_int8  # noqa: E402
+from rag.evaluation.retrieval_eval import load_beir  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 
@@ -71,8 +72,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     settings = Settings()
-    from rag.embeddings import BiEncoder
-    from rag.rerank import SentenceTransformerCrossEncoder
+    from rag.retrieval.embeddings import BiEncoder
+    from rag.retrieval.rerank import SentenceTransformerCrossEncoder
 
     report: dict = {"cpu": cpu_description(), "cores": onnx_copy.usable_cores(), "results": {}}
     print(f"{report['cpu']}; {report['cores']} usable cores", flush=True)

@@ -17,9 +17,9 @@ from typing import Any
 
 _EXPORTS = {
     "Pipeline": "rag.pipeline", "build_pipeline": "rag.pipeline", "Settings": "rag.settings",
-    "StoreRetriever": "rag.retriever", "RerankingRetriever": "rag.retriever",
-    "ScoreKeepingReranker": "rag.rerank", "SentenceTransformerCrossEncoder": "rag.rerank",
-    "Store": "rag.store", "BiEncoder": "rag.embeddings",
+    "StoreRetriever": "rag.retrieval.retriever", "RerankingRetriever": "rag.retrieval.retriever",
+    "ScoreKeepingReranker": "rag.retrieval.rerank", "SentenceTransformerCrossEncoder": "rag.retrieval.rerank",
+    "Store": "rag.retrieval.store", "BiEncoder": "rag.retrieval.embeddings",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -14,9 +14,9 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from .answers.declines import sources_heading
 from .cli_conversations import add_parser as add_conversations_parser
 from .cli_conversations import cmd_conversations
-from .declines import sources_heading
 from .errors import RagError
 from .settings import Settings
 from .text import snippet
@@ -120,7 +120,7 @@ def _pipeline(settings: Settings, embeds: bool = True) -> Iterator:
 
 
 def cmd_ingest(args, settings: Settings) -> int:
-    from .library import expand_paths
+    from .documents.library import expand_paths
 
     files = expand_paths(args.paths)  # a missing path fails before anything loads
     if not files:
@@ -174,8 +174,8 @@ def cmd_repair(args, settings: Settings) -> int:
 
 
 def cmd_rebuild(args, settings: Settings) -> int:
-    from .embeddings import load_bi_encoder
-    from .store import rebuild
+    from .retrieval.embeddings import load_bi_encoder
+    from .retrieval.store import rebuild
 
     embedder = load_bi_encoder(settings)
     count = rebuild(settings, embedder, on_batch=lambda done, total: print(f"  {done}/{total} chunks", flush=True))
@@ -269,7 +269,7 @@ def _print_sources(answer, as_json: bool) -> None:
 
 
 def cmd_eval(args, settings: Settings) -> int:
-    from .evaluation import evaluate, load_beir, load_qa
+    from .evaluation.retrieval_eval import evaluate, load_beir, load_qa
     from .pipeline import build_pipeline
 
     if (args.qa or args.answers) and not args.docs:
@@ -290,7 +290,7 @@ def cmd_eval(args, settings: Settings) -> int:
 
 
 def _eval_answers(args, settings: Settings) -> int:
-    from .answer_eval import evaluate_answers, load_answer_set
+    from .evaluation.answer_eval import evaluate_answers, load_answer_set
     from .pipeline import build_pipeline
 
     test = load_answer_set(args.answers, args.docs, args.unanswerable)

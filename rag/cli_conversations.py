@@ -11,9 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .conversation_export import to_json, to_markdown
-from .conversations import ConversationStore, SavedTurn, SourceState, source_states
 from .errors import RagError
+from .history.conversation_export import to_json, to_markdown
+from .history.conversations import ConversationStore, SavedTurn, SourceState, source_states
 from .settings import Settings
 
 ID_CHARS = 12
@@ -97,8 +97,8 @@ def _states(settings: Settings, turns: list[SavedTurn]) -> dict[str, SourceState
         print(f"note: no document store at {settings.chroma_path}, so sources are not checked against it",
               file=sys.stderr)
         return {}
-    from .embeddings import DeferredBiEncoder
-    from .store import Store
+    from .retrieval.embeddings import DeferredBiEncoder
+    from .retrieval.store import Store
 
     try:
         store = Store(settings, DeferredBiEncoder(settings))  # records only: the model is not loaded

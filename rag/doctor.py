@@ -40,10 +40,10 @@ RERANKER_FALLBACK = "until then, questions are answered in the bi-encoder's orde
 
 def run_checks(settings: Settings, only: str | None = None) -> list[Check]:
     """Each part's check, in order; `only="reranker"` checks the cross-encoder alone (run-app.sh does at start)."""
-    from .embeddings import load_bi_encoder
-    from .llm import check_ollama
-    from .rerank import load_cross_encoder
-    from .store import Store
+    from .retrieval.embeddings import load_bi_encoder
+    from .answers.llm import check_ollama
+    from .retrieval.rerank import load_cross_encoder
+    from .retrieval.store import Store
 
     checks: list[Check] = []
     loaded: dict = {}

@@ -1,4 +1,4 @@
-"""Question in; ranked sources and a streamed answer out, through the LangChain runnables of `rag/chain.py`.
+"""Question in; ranked sources and a streamed answer out, through the LangChain runnables of `rag/answers/chain.py`.
 
     question --(rewrite if follow-up)--> StoreRetriever: bi-encoder top N from Chroma
              --RerankingRetriever: cross-encoder compressor--> pool, best first --> top k
@@ -20,20 +20,20 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnablePassthrough
 
-from .chain import RankingShape, as_input, generation, prepare, state_of
-from .declines import is_decline, is_unsupported
-from .embeddings import BiEncoderPairScorer
+from .answers.chain import RankingShape, as_input, generation, prepare, state_of
+from .answers.declines import is_decline, is_unsupported
+from .answers.evidence import EvidenceCompressor, attribute
+from .answers.llm import make_chat_model, translate_error
+from .answers.prompt import CitationFilter, build_rewrite_messages, standalone_question
+from .documents.library import Library
 from .errors import RagError
-from .evidence import EvidenceCompressor, attribute
-from .hybrid import KeywordIndex
-from .library import Library
-from .llm import make_chat_model, translate_error
-from .prompt import CitationFilter, build_rewrite_messages, standalone_question
-from .rerank import RememberingCrossEncoder, ScoreKeepingReranker
 from .results import Answer, Ranking, elapsed_ms
-from .retriever import RerankingRetriever, StageTimer, StoreRetriever
+from .retrieval.embeddings import BiEncoderPairScorer
+from .retrieval.hybrid import KeywordIndex
+from .retrieval.rerank import RememberingCrossEncoder, ScoreKeepingReranker
+from .retrieval.retriever import RerankingRetriever, StageTimer, StoreRetriever
+from .retrieval.store import Store
 from .settings import Settings
-from .store import Store
 
 History = Sequence[tuple[str, str]]
 ChatModelFactory = Callable[..., BaseChatModel]
@@ -287,8 +287,8 @@ def build_pipeline(settings: Settings | None = None, defer_embedder: bool = Fals
     """The pipeline with the real parts the settings name: bi-encoder, Chroma, cross-encoder (loaded on first use).
 
     `defer_embedder`: the bi-encoder too loads on first use (for commands that may never embed)."""
-    from .embeddings import DeferredBiEncoder, load_bi_encoder
-    from .rerank import load_cross_encoder
+    from .retrieval.embeddings import DeferredBiEncoder, load_bi_encoder
+    from .retrieval.rerank import load_cross_encoder
 
     settings = settings or Settings()
     store = Store(settings, DeferredBiEncoder(settings) if defer_embedder else load_bi_encoder(settings))

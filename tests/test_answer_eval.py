@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from rag.answer_eval import evaluate_answers, judge, load_answer_set, summarise
 from rag.errors import RagError
+from rag.evaluation.answer_eval import evaluate_answers, judge, load_answer_set, summarise
 from rag.pipeline import Pipeline
-from rag.store import Store
+from rag.retrieval.store import Store
 from tests.conftest import cli_env, make_settings, run_cli, threshold_between
 from tests.fakes import ScriptedChat
 

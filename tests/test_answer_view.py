@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-from rag.declines import DECLINED, UNSUPPORTED_ANSWER
-from rag.prompt import REWRITE_PROMPT
+from rag.answers.declines import DECLINED, UNSUPPORTED_ANSWER
+from rag.answers.prompt import REWRITE_PROMPT
 from rag.results import AnswerSentence, Evidence, Source
 from tests.fakes import ScriptedChat
 from tests.test_app import REFUND, ask, last_answer, source_titles, start, stocked, stocked_folder, texts  # noqa: F401

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from rag.library import Library
+from rag.documents.library import Library
 from rag.pipeline import Pipeline
 from rag.results import Source
+from rag.retrieval.store import Store
 from rag.settings import Settings
-from rag.store import Store
 from tests.conftest import DATA, RERANKER, cli_env, make_settings, threshold_between
 from tests.samples import POLICY, make_image_only_pdf
 from ui.chat import Turn

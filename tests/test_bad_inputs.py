@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from rag.library import Library
-from rag.store import Store
+from rag.documents.library import Library
+from rag.retrieval.store import Store
 from tests.conftest import cli_env, make_settings, run_cli
 from tests.samples import POLICY, make_docx, make_image_only_pdf, make_pdf, make_zip
 

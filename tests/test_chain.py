@@ -11,11 +11,11 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnablePassthrough
 
+from rag.answers.llm import make_chat_model
+from rag.documents.library import Library
 from rag.errors import ModelLoadError
-from rag.library import Library
-from rag.llm import make_chat_model
 from rag.pipeline import Pipeline
-from rag.store import Store
+from rag.retrieval.store import Store
 from tests.conftest import DATA, REPO, cli_env, make_settings
 from tests.samples import POLICY
 

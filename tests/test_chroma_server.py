@@ -4,7 +4,7 @@ import pytest
 
 from rag.errors import StoreUnavailable
 from rag.pipeline import Pipeline
-from rag.store import Store
+from rag.retrieval.store import Store
 from tests.conftest import make_settings, start_chroma_server
 from tests.samples import POLICY
 

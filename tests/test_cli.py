@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from rag.embeddings import BiEncoder
-from rag.store import Store
+from rag.retrieval.embeddings import BiEncoder
+from rag.retrieval.store import Store
 from tests.conftest import DATA, cli_env, make_settings, run_cli
 from tests.samples import make_image_only_pdf
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from rag.conversation_export import to_dict, to_json, to_markdown
-from rag.conversations import SCHEMA_VERSION, ConversationStore, SavedTurn, source_states
-from rag.declines import DECLINED, UNSUPPORTED_ANSWER
+from rag.answers.declines import DECLINED, UNSUPPORTED_ANSWER
 from rag.errors import ConversationsError, ModelLoadError, UnreadableConversations
+from rag.history.conversation_export import to_dict, to_json, to_markdown
+from rag.history.conversations import SCHEMA_VERSION, ConversationStore, SavedTurn, source_states
 from rag.pipeline import Pipeline
 from rag.results import Source
 from tests.conftest import REPO, cli_env, make_settings, run_cli

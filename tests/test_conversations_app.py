@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from rag.conversations import ConversationStore
-from rag.prompt import REWRITE_PROMPT
+from rag.answers.prompt import REWRITE_PROMPT
+from rag.history.conversations import ConversationStore
 from tests.conftest import make_settings
 from tests.samples import POLICY
 from tests.test_answer_view import htmls, script

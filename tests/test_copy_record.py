@@ -1,6 +1,6 @@
-"""Encoders run from their copies' record (rag/copy_record.py): the recorded tokenizer tokenizes as the library's,
-a process that finds the record never imports torch and computes what the library's way computes, and a record it
-cannot trust is not used."""
+"""Encoders run from their copies' record (rag/encoders/copy_record.py): the recorded tokenizer tokenizes as the
+library's, a process that finds the record never imports torch and computes what the library's way computes, and a
+record it cannot trust is not used."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import sys
 import pytest
 from sentence_transformers import CrossEncoder, SentenceTransformer
 
-from rag import copy_record
-from rag.copy_record import RunRecord, read_record, write_record
-from rag.int8_build import read_calibration
-from rag.models import resolve_model
-from rag.quantize import SHOWN
+from rag.encoders import copy_record
+from rag.encoders.copy_record import RunRecord, read_record, write_record
+from rag.encoders.int8_build import read_calibration
+from rag.encoders.models import resolve_model
+from rag.encoders.quantize import SHOWN
 from tests.conftest import EMBEDDER, REPO, RERANKER
 
 QUESTION = "What do mitochondria make?"
@@ -23,8 +23,8 @@ PASSAGES = ["Mitochondria make most of the cell's ATP.", "Warsaw is the capital 
 # What a fresh process loads and computes, as JSON: which heavy modules it imported, the scores and the vectors.
 LOAD_AND_SCORE = f"""
 import json, sys
-from rag.embeddings import BiEncoder
-from rag.rerank import SentenceTransformerCrossEncoder
+from rag.retrieval.embeddings import BiEncoder
+from rag.retrieval.rerank import SentenceTransformerCrossEncoder
 bi = BiEncoder({EMBEDDER!r}, precision="auto")
 cross = SentenceTransformerCrossEncoder({str(RERANKER)!r}, precision="auto")
 scores = cross.score([({QUESTION!r}, p) for p in {PASSAGES!r}])

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from rag.embeddings import BiEncoder
-from rag.hybrid import catch_up
 from rag.pipeline import Pipeline
-from rag.store import Store
+from rag.retrieval.embeddings import BiEncoder
+from rag.retrieval.hybrid import catch_up
+from rag.retrieval.store import Store
 from tests.conftest import REPO, cli_env, make_settings, run_cli
 
 FILES = 24
@@ -19,7 +19,7 @@ FILES = 24
 KILLED_BEFORE_SECOND_COMMIT = """
 import os, signal, sys
 from rag.cli import main
-from rag.store import Store
+from rag.retrieval.store import Store
 
 put_records, calls = Store.put_records, []
 

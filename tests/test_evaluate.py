@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from rag import judgements as saved
-from rag.declines import rerank_gate
-from rag.judgement_scores import judging_pool, score_order
-from rag.judgements import JudgedQuestion, Judgements
+from rag.answers.declines import rerank_gate
+from rag.evaluation import judgements as saved
+from rag.evaluation.judgement_scores import judging_pool, score_order
+from rag.evaluation.judgements import JudgedQuestion, Judgements
 from rag.pipeline import Pipeline
 from rag.results import Ranking
-from rag.store import Store
+from rag.retrieval.store import Store
 from tests.conftest import DATA, make_settings
 from tests.samples import POLICY
 from tests.test_app import REFUND, start, stock, texts, use_settings

@@ -5,11 +5,11 @@ import math
 
 import pytest
 
+from rag.encoders.quantize import SHOWN
 from rag.errors import RagError
-from rag.evaluation import evaluate, load_beir, load_qa
+from rag.evaluation.retrieval_eval import evaluate, load_beir, load_qa
 from rag.pipeline import Pipeline
-from rag.quantize import SHOWN
-from rag.store import Store
+from rag.retrieval.store import Store
 from tests.conftest import make_settings
 from tests.fakes import PairScoreCrossEncoder
 

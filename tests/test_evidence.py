@@ -6,11 +6,12 @@ bi-encoder are used where the test is about what they find.
 
 import pytest
 
-from rag.answer_eval import calibrate_gate, contains_answer, normalize_answer, token_f1
-from rag.declines import is_decline
-from rag.embeddings import BiEncoderPairScorer
-from rag.evidence import answer_sentences, attribute, best_evidence, evidence_window, find_evidence, split_sentences
+from rag.answers.declines import is_decline
+from rag.answers.evidence import (answer_sentences, attribute, best_evidence, evidence_window, find_evidence,
+                                  split_sentences)
+from rag.evaluation.answer_eval import calibrate_gate, contains_answer, normalize_answer, token_f1
 from rag.results import Source
+from rag.retrieval.embeddings import BiEncoderPairScorer
 from tests.fakes import FixedScoreCrossEncoder, PairScoreCrossEncoder
 
 CHUNK = ("The Normans were descended from Norse raiders. In 911 the Frankish king granted them land, e.g. the "
@@ -129,7 +130,7 @@ def test_the_gate_calibration_balances_answerable_questions_let_through_and_off_
 def test_the_evidence_compressor_keeps_the_documents_and_cuts_their_text():
     from langchain_core.documents import Document
 
-    from rag.evidence import EvidenceCompressor
+    from rag.answers.evidence import EvidenceCompressor
 
     docs = [Document(CHUNK, id="a", metadata={"number": 1}),
             Document("Sky launched in 1998. It has many channels.", id="b", metadata={"number": 2})]
@@ -158,7 +159,7 @@ def test_a_sentence_is_not_supported_by_a_chunk_that_states_other_numbers():
 
 def test_a_heading_or_glossary_term_is_read_with_the_sentence_after_it():
     text = "## The cross-encoder\nIt reads the question and the passage together.\n\nCross-encoder\nA model."
-    from rag.evidence import evidence_units
+    from rag.answers.evidence import evidence_units
 
     units = [text[a:b] for a, b in evidence_units(text)]
     assert units == ["## The cross-encoder\nIt reads the question and the passage together.", "Cross-encoder\nA model."]

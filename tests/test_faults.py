@@ -6,10 +6,10 @@ import sys
 import pytest
 
 from ollama_standin.testing import free_port, start_standin, stop_standin
+from rag.encoders.models import resolve_model
 from rag.errors import LLMError, StoreBusy
-from rag.models import resolve_model
 from rag.pipeline import Pipeline
-from rag.store import Store
+from rag.retrieval.store import Store
 from tests.conftest import RERANKER, cli_env, make_settings, run_cli
 from tests.samples import POLICY
 
@@ -48,7 +48,7 @@ def test_a_second_process_on_the_same_store_folder_is_refused_with_the_reason(tm
 
 
 def test_a_second_store_in_the_same_process_shares_the_folder(settings, store, bi_encoder):
-    from rag.library import Library
+    from rag.documents.library import Library
 
     other = Store(settings, bi_encoder)  # not refused: the folder's lock is this process's already
     Library(store, settings).ingest_bytes("policy.md", POLICY.encode())
@@ -95,7 +95,7 @@ def test_the_app_survives_its_chroma_server_stopping_and_recovers_when_it_is_bac
                                                                                   bi_encoder):
     from streamlit.testing.v1 import AppTest
 
-    from rag.library import Library
+    from rag.documents.library import Library
     from tests.conftest import start_chroma_server
     from tests.test_app import APP, TIMEOUT, texts, use_settings
 

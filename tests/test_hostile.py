@@ -7,8 +7,8 @@ import pytest
 
 from langchain_core.messages import HumanMessage, SystemMessage
 
+from rag.answers.prompt import SYSTEM_PROMPT, build_messages
 from rag.pipeline import Pipeline
-from rag.prompt import SYSTEM_PROMPT, build_messages
 from rag.results import Source
 from tests.fakes import ScriptedChat
 

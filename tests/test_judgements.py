@@ -1,5 +1,6 @@
-"""Relevance judgements (rag/judgements.py) and what they say (rag/judgement_scores.py): hand-made rankings whose
-metrics are worked out by hand in the comments; stale judgements over a real store; the file and its formats."""
+"""Relevance judgements (rag/evaluation/judgements.py) and what they say (rag/evaluation/judgement_scores.py): hand-made
+rankings whose metrics are worked out by hand in the comments; stale judgements over a real store; the file and its
+formats."""
 
 from __future__ import annotations
 
@@ -11,15 +12,15 @@ from datetime import datetime
 
 import pytest
 
+from rag.documents.library import Library
 from rag.errors import CorruptJudgements, JudgementsError
-from rag.judgement_scores import (QuestionResult, by_change, existing_chunk_ids, judging_pool, score_question,
-                                  suggest_threshold, summarize)
-from rag.judgements import (Judgement, Judgements, from_csv, from_json, load, move_aside, save, to_csv, to_json,
-                            update)
-from rag.library import Library
+from rag.evaluation.judgement_scores import (QuestionResult, by_change, existing_chunk_ids, judging_pool,
+                                             score_question, suggest_threshold, summarize)
+from rag.evaluation.judgements import (Judgement, Judgements, from_csv, from_json, load, move_aside, save, to_csv,
+                                       to_json, update)
 from rag.pipeline import Pipeline
 from rag.results import Ranking, Source
-from rag.store import Store
+from rag.retrieval.store import Store
 from tests.conftest import make_settings
 from tests.samples import POLICY
 

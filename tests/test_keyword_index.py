@@ -3,12 +3,12 @@ reopening, is built once for a store that has none, and follows other apps' writ
 
 from rank_bm25 import BM25Okapi
 
-from rag.hybrid import KeywordIndex, catch_up
-from rag.library import Library, split_document
-from rag.loaders import load_document
+from rag.documents.library import Library, split_document
+from rag.documents.loaders import load_document
 from rag.pipeline import Pipeline
-from rag.store import Store, keyword_index_file
-from rag.keyword_index import _Postings, tokenize
+from rag.retrieval.hybrid import KeywordIndex, catch_up
+from rag.retrieval.keyword_index import _Postings, tokenize
+from rag.retrieval.store import Store, keyword_index_file
 from tests.conftest import make_settings
 
 ZEBRA = b"Zebra crossings are painted in black and white stripes."
@@ -61,7 +61,7 @@ def test_the_index_survives_reopening_without_being_rebuilt(pipeline, settings, 
 
 
 def test_an_existing_store_without_the_index_gets_one_with_every_document(pipeline, settings, bi_encoder):
-    # More documents than rag.hybrid.BULK_READ, so that the build reads the collection in one pass.
+    # More documents than rag.retrieval.hybrid.BULK_READ, so that the build reads the collection in one pass.
     files = [(f"note{i:02}.txt", f"Note {i}: word{i} and the shared word kiwi.".encode()) for i in range(60)]
     pipeline.library.ingest_many(files)
     pipeline.store.close()

@@ -2,10 +2,10 @@
 
 import pytest
 
-from rag.embeddings import BiEncoder
+from rag.documents.library import Library, clean_name
 from rag.errors import EmbedderMismatch, RagError, UnknownDocument
-from rag.library import Library, clean_name
-from rag.store import Store
+from rag.retrieval.embeddings import BiEncoder
+from rag.retrieval.store import Store
 from tests.conftest import make_settings
 from tests.samples import POLICY, make_pdf
 
@@ -137,7 +137,7 @@ def test_ingesting_many_files_in_batches_gives_the_same_store_as_one_by_one(libr
 def test_rebuild_re_embeds_every_chunk_with_the_new_embedder(library, store, settings, tmp_path, bi_encoder):
     import shutil
 
-    from rag.store import rebuild
+    from rag.retrieval.store import rebuild
 
     library.ingest_bytes("policy.md", POLICY.encode())
     ids_before, records_before = sorted(store.chunk_ids()), store.list_records()
@@ -184,7 +184,7 @@ def test_two_files_of_one_batch_with_one_name_the_second_is_refused_unless_ident
 
 
 def test_the_search_breadth_setting_is_given_to_new_collections_and_to_rebuilt_ones(library, store, settings):
-    from rag.store import rebuild
+    from rag.retrieval.store import rebuild
 
     assert store._chunks.configuration_json["hnsw"]["ef_search"] == settings.hnsw_ef_search
     library.ingest_bytes("policy.md", POLICY.encode())
@@ -201,7 +201,7 @@ def test_the_search_breadth_setting_is_given_to_new_collections_and_to_rebuilt_o
 
 
 def test_whole_collection_reads_are_paged_and_complete(library, store):
-    from rag.store import read_all
+    from rag.retrieval.store import read_all
 
     for i in range(3):
         assert library.ingest_bytes(f"note{i}.md", (f"Note {i}. " + POLICY).encode()).status == "added"

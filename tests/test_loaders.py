@@ -4,8 +4,8 @@ import codecs
 
 import pytest
 
+from rag.documents.loaders import detect_kind, load_document
 from rag.errors import RejectedDocument
-from rag.loaders import detect_kind, load_document
 from tests.samples import make_docx, make_image_only_pdf, make_pdf, make_zip
 
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from rag.metrics import dedupe, mrr_at_k, ndcg_at_k, percentile, recall_at_k
+from rag.evaluation.metrics import dedupe, mrr_at_k, ndcg_at_k, percentile, recall_at_k
 
 RELEVANT = {"a": 1, "b": 1}  # two relevant documents
 RANKED = ["x", "a", "y", "b", "z"]  # relevant at ranks 2 and 4

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.embeddings import BiEncoder, DeferredBiEncoder
+from rag.encoders.models import declared_dimension
 from rag.errors import EmbedderMismatch
-from rag.models import declared_dimension
+from rag.retrieval.embeddings import BiEncoder, DeferredBiEncoder
 from tests.conftest import EMBEDDER, RERANKER, make_settings
 
 
@@ -47,8 +47,8 @@ def test_a_folder_that_does_not_say_gives_no_dimension(tmp_path):
 
 def test_a_deferred_bi_encoder_opens_a_store_and_lists_it_without_loading_then_embeds_as_the_real_one(tmp_path,
                                                                                                      bi_encoder):
-    from rag.library import Library
-    from rag.store import Store
+    from rag.documents.library import Library
+    from rag.retrieval.store import Store
 
     settings = make_settings(tmp_path)
     store = Store(settings, bi_encoder)
@@ -69,7 +69,7 @@ def test_a_deferred_bi_encoder_opens_a_store_and_lists_it_without_loading_then_e
 
 
 def test_a_store_built_with_another_embedder_is_refused_without_loading_the_configured_one(tmp_path, bi_encoder):
-    from rag.store import Store
+    from rag.retrieval.store import Store
 
     Store(make_settings(tmp_path), bi_encoder).close()
     other = make_settings(tmp_path, embedding_model=RERANKER)  # a folder without modules.json: no declared size

@@ -1,6 +1,6 @@
 """Number formats: which one an encoder runs in, the int8 copies' cache and provenance (with the OpenVINO float32
-copy beside them), the fallback to torch, and int8 keeping float32's rankings. Real models and real OpenVINO builds throughout (small calibration sets where the
-test is about the cache, the full one where it is about the rankings)."""
+copy beside them), the fallback to torch, and int8 keeping float32's rankings. Real models and real OpenVINO builds
+throughout (small calibration sets where the test is about the cache, the full one where it is about the rankings)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ import torch
 from sentence_transformers import CrossEncoder
 from transformers import AutoModelForSequenceClassification
 
-from rag import onnx_copy, quantize
-from rag.models import resolve_model
-from rag.int8_build import read_calibration, top3
-from rag.quantize import (FLOAT32_COPY, ORT_FLOAT32, ORT_INT8, Encoder, EncoderCopies, choose_copy, choose_format,
-                          cpu_kind, float32_copy, load_int8, open_named_copy, source_digest)
-from rag.rerank import SentenceTransformerCrossEncoder
+from rag.encoders import onnx_copy, quantize
+from rag.encoders.int8_build import read_calibration, top3
+from rag.encoders.models import resolve_model
+from rag.encoders.quantize import (FLOAT32_COPY, ORT_FLOAT32, ORT_INT8, Encoder, EncoderCopies, choose_copy,
+                                   choose_format, cpu_kind, float32_copy, load_int8, open_named_copy, source_digest)
+from rag.retrieval.rerank import SentenceTransformerCrossEncoder
 
 from tests.conftest import EMBEDDER, RERANKER
 
@@ -199,8 +199,8 @@ def test_the_int8_copy_is_built_once_with_provenance_and_rebuilt_when_the_source
 @needs_int8
 @pytest.mark.parametrize("copy", quantize.COPIES)
 def test_a_bi_encoder_on_a_copy_keeps_no_float_weights_and_still_knows_its_dimension_and_limit(monkeypatch, copy):
-    from rag import copy_record
-    from rag.embeddings import BiEncoder, BiEncoderPairScorer
+    from rag.encoders import copy_record
+    from rag.retrieval.embeddings import BiEncoder, BiEncoderPairScorer
 
     # Which copy `auto` takes depends on the CPU's timings (and int8's check on it): here the test chooses.
     monkeypatch.setattr(quantize, "choose_copy", lambda precision, loaded: copy)
@@ -229,15 +229,15 @@ def test_a_bi_encoder_on_a_copy_keeps_no_float_weights_and_still_knows_its_dimen
 def test_a_bi_encoder_searching_in_bfloat16_scores_pairs_in_float32(monkeypatch):
     """Where `auto` finds torch's bfloat16 fastest (a CPU with native bf16), the search runs in bfloat16, and the
     pair scores that meet answer attribution's threshold (measured in float32) come from a float32 copy."""
-    import rag.embeddings
-    from rag.embeddings import BiEncoder, BiEncoderPairScorer
+    import rag.retrieval.embeddings
+    from rag.retrieval.embeddings import BiEncoder, BiEncoderPairScorer
 
     pairs = [("How long does a refund take?", "A refund takes 14 days."),
              ("Which city is the capital of Poland?", "Warsaw is in Poland, on the Vistula.")]
     reference = BiEncoder(EMBEDDER, precision="float32")
     float32_scores, float32_vector = BiEncoderPairScorer(reference).score(pairs), reference.embed_query(pairs[0][1])
     monkeypatch.setattr(quantize, "choose_copy", lambda precision, loaded: "torch")
-    monkeypatch.setattr(rag.embeddings, "torch_dtype", lambda precision, device: torch.bfloat16)
+    monkeypatch.setattr(rag.retrieval.embeddings, "torch_dtype", lambda precision, device: torch.bfloat16)
     model = BiEncoder(EMBEDDER, precision="auto")
     assert model.format == "bfloat16"
     scores = BiEncoderPairScorer(model).score(pairs)
@@ -247,7 +247,7 @@ def test_a_bi_encoder_searching_in_bfloat16_scores_pairs_in_float32(monkeypatch)
 
 @needs_int8
 def test_a_failed_build_leaves_the_encoder_in_torch_with_a_notice(tmp_path):
-    from rag.embeddings import BiEncoder
+    from rag.retrieval.embeddings import BiEncoder
 
     # A cross-encoder folder is no mean-pooling bi-encoder: the int8 build refuses it, the model still loads.
     model = BiEncoder(str(RERANKER), precision="int8", quantized_cache=tmp_path)

@@ -113,8 +113,8 @@ def test_remembered_scores_rank_overlapping_pools_without_scoring_a_pair_twice(s
 
 
 def test_bfloat16_encoders_rank_like_float32_ones(stocked, settings):
-    from rag.embeddings import BiEncoder
-    from rag.rerank import SentenceTransformerCrossEncoder
+    from rag.retrieval.embeddings import BiEncoder
+    from rag.retrieval.rerank import SentenceTransformerCrossEncoder
 
     chunks = [d.page_content for d in stocked.store.get_chunks()]
     question = "How long does a refund take to process?"
@@ -135,7 +135,7 @@ def test_bfloat16_encoders_rank_like_float32_ones(stocked, settings):
 
 
 def test_pairs_are_batched_by_length_so_that_padding_wastes_little():
-    from rag.rerank import length_buckets
+    from rag.retrieval.rerank import length_buckets
 
     lengths = [100, 250, 240, 90, 245, 120, 256]
     batches = length_buckets(lengths, max_batch=32, max_padding=0.1)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.models import resolve_model
+from rag.encoders.models import resolve_model
 from tests.conftest import REPO, RERANKER
 from tests.reranker import DEFAULT, find_test_reranker, missing_message
 
@@ -76,7 +76,7 @@ def test_the_default_found_in_the_cache_is_what_the_pipeline_loads(tmp_path, cro
     here."""
     cache = fake_hub_cache(tmp_path / "hub")
     code = ("import json, sys; from pathlib import Path; from tests.reranker import find_test_reranker; "
-            "from rag.rerank import SentenceTransformerCrossEncoder; "
+            "from rag.retrieval.rerank import SentenceTransformerCrossEncoder; "
             "chosen = find_test_reranker(shared=Path(sys.argv[1])); "
             "model = SentenceTransformerCrossEncoder(chosen.name, precision='auto', "
             "quantized_cache=Path(sys.argv[3])); "

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from rag.declines import DECLINED, UNSUPPORTED_ANSWER
+from rag.answers.declines import DECLINED, UNSUPPORTED_ANSWER
 from rag.errors import RagError
 from rag.results import Answer, AnswerSentence, Evidence, Source
 

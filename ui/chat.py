@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from rag.declines import sources_heading
+from rag.answers.declines import sources_heading
 from rag.errors import LLMError, ModelNotPulled, NoDocuments, OllamaUnreachable, RagError
 from rag.pipeline import Pipeline
 from rag.results import Answer
@@ -131,7 +131,7 @@ def show_turn(turn: Turn, index: int, states: Mapping[str, str] | None = None) -
     """The assistant's side of a turn: answer (or message), its problems, then its sources with their evidence.
 
     `states` marks sources whose document was since replaced or deleted (by chunk id, as
-    `rag.conversations.source_states` gives them)."""
+    `rag.history.conversations.source_states` gives them)."""
     prefix = f"turn{index}"
     if turn.no_documents:
         notices.no_documents()

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from rag.conversation_export import to_json, to_markdown
-from rag.conversations import ConversationStore, SavedTurn, SourceState, source_states
 from rag.errors import ConversationsError, RagError, UnreadableConversations
+from rag.history.conversation_export import to_json, to_markdown
+from rag.history.conversations import ConversationStore, SavedTurn, SourceState, source_states
 from rag.results import Answer
-from rag.store import Store
+from rag.retrieval.store import Store
 
 from . import notices
 from .chat import Turn, turns

@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from rag.documents.library import IngestOutcome, Library, clean_name, expand_paths
 from rag.errors import RagError
-from rag.library import IngestOutcome, Library, clean_name, expand_paths
-from rag.store import DocumentRecord
+from rag.retrieval.store import DocumentRecord
 
 from .text import escape, plural
 

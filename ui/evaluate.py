@@ -1,8 +1,8 @@
 """The Evaluate page's parts: the judgements file (or what to do when it cannot be read), adding, importing and
 exporting questions, judging a question's pool, and each question ranked both ways.
 
-Every change goes through `rag.judgements.update` in a widget callback, which runs before the page is drawn, so the
-page always shows what the file now holds; a callback leaves one message for the next run (`show_notice`).
+Every change goes through `rag.evaluation.judgements.update` in a widget callback, which runs before the page is drawn,
+so the page always shows what the file now holds; a callback leaves one message for the next run (`show_notice`).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from typing import TypeVar
 
 import streamlit as st
 
-from rag import judgements as saved
 from rag.errors import CorruptJudgements, JudgementsError, RagError
-from rag.judgement_scores import POOL_DEPTH, QuestionResult, existing_chunk_ids, judging_pool, score_question
-from rag.judgements import JudgedQuestion, Judgement, Judgements
+from rag.evaluation import judgements as saved
+from rag.evaluation.judgement_scores import POOL_DEPTH, QuestionResult, existing_chunk_ids, judging_pool, score_question
+from rag.evaluation.judgements import JudgedQuestion, Judgement, Judgements
 from rag.pipeline import Pipeline
 from rag.results import Ranking, Source
 from rag.text import snippet

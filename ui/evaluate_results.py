@@ -9,8 +9,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from rag.judgement_scores import (METRIC_NAMES, QuestionResult, Scores, Summary, by_change, suggest_threshold,
-                                  summarize)
+from rag.evaluation.judgement_scores import (METRIC_NAMES, QuestionResult, Scores, Summary, by_change,
+                                             suggest_threshold, summarize)
 from rag.text import snippet
 
 from . import sidebar

@@ -11,7 +11,7 @@ import html
 import re
 from collections.abc import Mapping, Sequence
 
-from rag.evidence import best_evidence
+from rag.answers.evidence import best_evidence
 from rag.results import Evidence, Source
 
 from .text import anchor

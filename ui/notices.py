@@ -51,7 +51,7 @@ def or_message(work: Callable[[], T], nothing_yet: str) -> T | None:
 
 def offer_rebuild(settings, bi_encoder) -> None:
     """The store was built with another embedder: offer to re-embed every chunk with the configured one."""
-    from rag.store import rebuild
+    from rag.retrieval.store import rebuild
 
     if st.button(f"Rebuild the index with {settings.embedding_model}", icon=":material/build:", type="primary",
                  help="Re-embeds every chunk with the configured embedder; the documents and their chunks stay."):

@@ -13,16 +13,16 @@ import sys
 import streamlit as st
 from langchain_core.language_models import BaseChatModel
 
-from rag.embeddings import BiEncoder, load_bi_encoder
+from rag.answers.llm import OllamaStatus, check_ollama, make_chat_model
+from rag.documents.library import Library
 from rag.errors import RagError
-from rag.hybrid import KeywordIndex
-from rag.library import Library
-from rag.llm import OllamaStatus, check_ollama, make_chat_model
 from rag.pipeline import Pipeline
-from rag.rerank import SentenceTransformerCrossEncoder, load_cross_encoder
 from rag.results import Ranking
+from rag.retrieval.embeddings import BiEncoder, load_bi_encoder
+from rag.retrieval.hybrid import KeywordIndex
+from rag.retrieval.rerank import SentenceTransformerCrossEncoder, load_cross_encoder
+from rag.retrieval.store import Store
 from rag.settings import Settings
-from rag.store import Store
 
 StoreKey = tuple[str, str | None, int, str, str, str, int]
 REMEMBERED_PAIRS = 4096  # about 200 questions of 20 candidates; a few MB of text

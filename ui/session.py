@@ -14,7 +14,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from rag.llm import OllamaStatus
+from rag.answers.llm import OllamaStatus
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from rag.declines import rerank_gate
+from rag.answers.declines import rerank_gate
+from rag.answers.llm import OllamaStatus, model_is_listed
 from rag.errors import RagError
-from rag.llm import OllamaStatus, model_is_listed
+from rag.retrieval.store import Store
 from rag.settings import Settings
-from rag.store import Store
 
 from . import resources
 from .notices import with_fix

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 
 import streamlit as st
 
-from rag.conversation_export import STATE_NOTES
-from rag.evidence import best_evidence
+from rag.answers.evidence import best_evidence
+from rag.history.conversation_export import STATE_NOTES
 from rag.results import Evidence, Source
 
 from .evidence import card_evidence, scorer_label

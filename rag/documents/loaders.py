@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Literal
 
-from .errors import RejectedDocument
+from ..errors import RejectedDocument
 from .pdf import read_pages, read_pages_in_child
 
 Kind = Literal["pdf", "docx", "html", "markdown", "text"]

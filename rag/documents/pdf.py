@@ -1,6 +1,6 @@
 """PDF parsing, in one place: pypdf over a file's bytes, in this process (`read_pages`) or in a child process that
-can be stopped after a timeout (`read_pages_in_child`, which runs `rag/pdf_worker.py`). Both give (page number,
-text) per page, numbered from 1, or raise RejectedDocument saying why not."""
+can be stopped after a timeout (`read_pages_in_child`, which runs `rag/documents/pdf_worker.py`). Both give (page
+number, text) per page, numbered from 1, or raise RejectedDocument saying why not."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-from .errors import RejectedDocument
+from ..errors import RejectedDocument
 
 ENCRYPTED = ("encrypted PDF", "remove the password and add it again")
 
@@ -41,12 +42,12 @@ def read_pages(data: bytes) -> list[tuple[int, str]]:
 
 
 def read_pages_in_child(data: bytes, timeout: float) -> list[tuple[int, str]]:
-    """`read_pages` in `python -m rag.pdf_worker`, stopped after `timeout` seconds: a hostile or broken PDF can
-    hang the parser or balloon its memory, and must not take the app with it."""
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    """`read_pages` in `python -m rag.documents.pdf_worker`, stopped after `timeout` seconds: a hostile or broken PDF
+    can hang the parser or balloon its memory, and must not take the app with it."""
+    package_root = str(Path(__file__).resolve().parents[2])  # holds `rag`: the child finds it from any folder
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
     try:
-        done = subprocess.run([sys.executable, "-m", "rag.pdf_worker"], input=data, capture_output=True,
+        done = subprocess.run([sys.executable, "-m", "rag.documents.pdf_worker"], input=data, capture_output=True,
                               timeout=timeout, env=env, check=False)
     except subprocess.TimeoutExpired:
         raise RejectedDocument(f"reading the PDF took longer than {timeout:g} s (a damaged or hostile file?)",

@@ -1,10 +1,10 @@
 """Relevance judgements of the user's own questions: which chunks answer each question, kept in one JSON file.
 
 A judgement says of one chunk whether it answers one question. Chunks are named by their id, a hash of the
-document and the chunk's place and text (`rag.library.split_document`), so a document that is replaced or deleted
-takes its chunk ids with it: judgements of chunks that no longer exist are *stale*, and `rag.judgement_scores`
-reports them instead of scoring them as chunks that merely ranked badly. Each judgement keeps the file, page and a
-snapshot of the text, so that a stale one can still be shown.
+document and the chunk's place and text (`rag.documents.library.split_document`), so a document that is replaced or
+deleted takes its chunk ids with it: judgements of chunks that no longer exist are *stale*, and
+`rag.evaluation.judgement_scores` reports them instead of scoring them as chunks that merely ranked badly. Each
+judgement keeps the file, page and a snapshot of the text, so that a stale one can still be shown.
 
 The file (`Settings.judgements_path`) is written whole to a temporary file and moved over the old one, so a crash
 never leaves half a file. A file that cannot be read is never overwritten: `load` raises `CorruptJudgements` and
@@ -27,9 +27,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .files import move_aside as move_file_aside
-from .errors import CorruptJudgements, JudgementsError
-from .results import Source
+from ..errors import CorruptJudgements, JudgementsError
+from ..files import move_aside as move_file_aside
+from ..results import Source
 
 FORMAT = "rag-judgements"
 VERSION = 1

@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from .results import AnswerSentence, Ranking
-from .settings import Settings
+from ..results import AnswerSentence, Ranking
+from ..settings import Settings
 
 
 DECLINED = "The model says your documents do not answer this."

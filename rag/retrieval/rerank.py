@@ -18,10 +18,10 @@ from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict
 
-from .copy_record import activate, activation_name, open_recorded, write_record
-from .models import describe_load_failure, quiet_model_loading, resolve_model, torch_dtype
-from .quantize import choose_format, format_name, load_int8, open_copy
-from .settings import Settings
+from ..encoders.copy_record import activate, activation_name, open_recorded, write_record
+from ..encoders.models import describe_load_failure, quiet_model_loading, resolve_model, torch_dtype
+from ..encoders.quantize import choose_format, format_name, load_int8, open_copy
+from ..settings import Settings
 
 # Metadata keys the retriever and the compressor write, read by the pipeline.
 BI_RANK, BI_SCORE, CE_RANK, CE_SCORE = "bi_rank", "bi_score", "ce_rank", "ce_score"
@@ -30,12 +30,12 @@ BI_RANK, BI_SCORE, CE_RANK, CE_SCORE = "bi_rank", "bi_score", "ce_rank", "ce_sco
 class SentenceTransformerCrossEncoder(BaseCrossEncoder):
     """A sentence-transformers CrossEncoder; scores are sigmoid(logit), 0..1, higher is more relevant.
 
-    `precision` is a number format (`rag.quantize.FORMATS`); int8 runs a statically quantized copy of the model
-    (built once and cached, rag/quantize.py) and falls back to the torch formats, with `notice` saying why, when it
-    cannot. Each pair is tokenized once; batches are formed by length so that padding wastes little. With `remember`,
-    the last that many pairs scored are answered from memory (the app: Chat and Compare asking about the same pool
-    compute it once); benchmarks leave it at 0 so that every score is computed. Where a copy is chosen and its
-    record exists (rag/copy_record.py), the copy runs without loading sentence-transformers.
+    `precision` is a number format (`rag.encoders.quantize.FORMATS`); int8 runs a statically quantized copy of the model
+    (built once and cached, rag/encoders/quantize.py) and falls back to the torch formats, with `notice` saying why,
+    when it cannot. Each pair is tokenized once; batches are formed by length so that padding wastes little. With
+    `remember`, the last that many pairs scored are answered from memory (the app: Chat and Compare asking about the
+    same pool compute it once); benchmarks leave it at 0 so that every score is computed. Where a copy is chosen and its
+    record exists (rag/encoders/copy_record.py), the copy runs without loading sentence-transformers.
     """
 
     def __init__(self, name: str, device: str = "cpu", batch_size: int = 32, precision: str = "float32",
@@ -54,7 +54,7 @@ class SentenceTransformerCrossEncoder(BaseCrossEncoder):
             self._load(source, choice, device, precision, quantized_cache)
 
     def _open_recorded(self, source: str, precision: str, cache: Path | None) -> bool:
-        """Run the chosen copy from its record (rag/copy_record.py), without torch, where the record exists."""
+        """Run the chosen copy from its record (rag/encoders/copy_record.py), without torch, where the record exists."""
         found = open_recorded("cross-encoder", self.name, source, precision, cache)
         if found is None:
             return False

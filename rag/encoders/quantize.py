@@ -8,8 +8,8 @@ same (`MIN_TOP3_AGREEMENT`). The build also times float32, bfloat16 (where nativ
 `auto` takes int8 only where it is the fastest format that passed on this CPU.
 
 The same build keeps the converted model unquantized as well (`model-float32.xml`): float32 computed by OpenVINO's
-kernels instead of torch's; and writes two copies for ONNX Runtime (`rag/onnx_copy.py`): float32 (its fused BERT
-operators), and int8 (dynamic, no calibration), whose int8 kernels are faster than float32 on a CPU without VNNI,
+kernels instead of torch's; and writes two copies for ONNX Runtime (`rag/encoders/onnx_copy.py`): float32 (its fused
+BERT operators), and int8 (dynamic, no calibration), whose int8 kernels are faster than float32 on a CPU without VNNI,
 where OpenVINO's are not. Each is checked and timed beside the others (`COPIES`); `auto` takes the fastest copy
 that kept the rankings and beat torch (`choose_copy`), and only the chosen copy is opened.
 
@@ -323,7 +323,7 @@ class Encoder:
     def features(self, texts: Sequence[tuple[str, str]] | Sequence[str],
                  batch_size: int = 32) -> list[tuple[list[int], dict]]:
         """(indexes, padded arrays) per batch of inputs of similar length."""
-        from .rerank import length_buckets, pad_batch
+        from ..retrieval.rerank import length_buckets, pad_batch
 
         encoded = self._tokenize(texts)
         pad = self.tokenizer.pad_token_id or 0
@@ -332,7 +332,7 @@ class Encoder:
 
     def padded(self, texts: Sequence[tuple[str, str]] | Sequence[str]) -> dict[str, np.ndarray]:
         """All inputs in one batch, padded to the longest."""
-        from .rerank import pad_batch
+        from ..retrieval.rerank import pad_batch
 
         return pad_batch(self._tokenize(texts), range(len(texts)), self.tokenizer.pad_token_id or 0)
 

@@ -21,8 +21,8 @@ from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict
 
+from ..results import AnswerSentence, Evidence, Source
 from .prompt import content_words
-from .results import AnswerSentence, Evidence, Source
 
 # A sentence ends at . ! ? (possibly followed by a closing quote or bracket) before white space and a capital,
 # digit or opening quote; or at a line break that ends a paragraph or a heading.

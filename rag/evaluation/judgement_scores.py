@@ -3,8 +3,8 @@ which questions reranking helped or hurt, and a not-covered threshold suggested 
 
 One `Ranking` per question (`Pipeline.retrieve(question, rerank=True)`) holds both orders of one candidate pool:
 the bi-encoder's (`candidates`) and the cross-encoder's (`reranked_order`). Each order is scored over chunk ids
-against the chunks judged relevant (`rag.metrics`); a chunk nobody judged counts as not relevant. A question with a
-relevant judgement whose chunk no longer exists is *stale* and is not scored: the chunk that replaced it is
+against the chunks judged relevant (`rag.evaluation.metrics`); a chunk nobody judged counts as not relevant. A question
+with a relevant judgement whose chunk no longer exists is *stale* and is not scored: the chunk that replaced it is
 unjudged, so scoring it would count a right answer as a miss.
 """
 
@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from ..results import Ranking, Source
+from ..retrieval.store import Store
 from .judgements import JudgedQuestion, Judgement, Judgements
 from .metrics import mrr_at_k, ndcg_at_k, recall_at_k
-from .results import Ranking, Source
-from .store import Store
 
 RECALL_K = 3
 NDCG_K = 3

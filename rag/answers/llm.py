@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from langchain_core.language_models import BaseChatModel
 
-from .errors import LLMError, ModelNotPulled, OllamaUnreachable, RagError
-from .settings import Settings
+from ..errors import LLMError, ModelNotPulled, OllamaUnreachable, RagError
+from ..settings import Settings
 
 
 def make_chat_model(settings: Settings, model: str | None = None, num_predict: int | None = None) -> BaseChatModel:

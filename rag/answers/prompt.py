@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from .results import Source
+from ..results import Source
 
 NO_ANSWER = "The documents do not contain the answer."
 

@@ -1,5 +1,5 @@
-"""Parses one PDF in a separate process: `python -m rag.pdf_worker < file.pdf` prints its pages as JSON
-(`rag.pdf.read_pages`, under a memory cap).
+"""Parses one PDF in a separate process: `python -m rag.documents.pdf_worker < file.pdf` prints its pages as JSON
+(`rag.documents.pdf.read_pages`, under a memory cap).
 
 PDFs are the one input whose parser can hang or balloon on a hostile or broken file; in a child process it can be
 stopped after a timeout and capped in memory without touching the app.
@@ -16,7 +16,7 @@ MEMORY_CAP = 2 << 30  # bytes of address space for the parser
 
 def main() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
-    from .errors import RejectedDocument
+    from ..errors import RejectedDocument
     from .pdf import read_pages
 
     data = sys.stdin.buffer.read()

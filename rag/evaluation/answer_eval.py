@@ -27,13 +27,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import RagError
-from .evaluation import _read_jsonl, read_documents, read_qa
-from .declines import not_covered
-from .evidence import best_evidence
+from ..answers.declines import not_covered
+from ..answers.evidence import best_evidence
+from ..errors import RagError
+from ..results import Answer
+from ..settings import Settings
 from .metrics import percentile
-from .results import Answer
-from .settings import Settings
+from .retrieval_eval import _read_jsonl, read_documents, read_qa
 
 # The target for the not-covered gate: answer at least this share of the answerable questions.
 TARGET_THROUGH = 0.9

@@ -9,18 +9,18 @@ from pathlib import Path
 from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.embeddings import Embeddings
 
-from .copy_record import open_recorded, write_record
-from .errors import ModelLoadError
-from .models import declared_dimension, describe_load_failure, quiet_model_loading, resolve_model, torch_dtype
-from .quantize import Encoder, choose_format, float32_copy, format_name, load_int8, open_copy
-from .settings import Settings
+from ..encoders.copy_record import open_recorded, write_record
+from ..encoders.models import declared_dimension, describe_load_failure, quiet_model_loading, resolve_model, torch_dtype
+from ..encoders.quantize import Encoder, choose_format, float32_copy, format_name, load_int8, open_copy
+from ..errors import ModelLoadError
+from ..settings import Settings
 
 
 class BiEncoder(Embeddings):
     """Normalised sentence-transformers embeddings, so that cosine similarity is a dot product.
 
     `name` is the model setting as given (recorded in the collection); `dimension` its output size. Where a copy
-    is chosen and its record exists (rag/copy_record.py), the copy runs without loading sentence-transformers.
+    is chosen and its record exists (rag/encoders/copy_record.py), the copy runs without loading sentence-transformers.
     """
 
     def __init__(self, name: str, device: str = "cpu", batch_size: int = 32, precision: str = "float32",
@@ -39,7 +39,7 @@ class BiEncoder(Embeddings):
             self._load(source, choice, device, precision, quantized_cache)
 
     def _open_recorded(self, source: str, precision: str, cache: Path | None) -> bool:
-        """Run the chosen copy from its record (rag/copy_record.py), without torch, where the record exists."""
+        """Run the chosen copy from its record (rag/encoders/copy_record.py), without torch, where the record exists."""
         found = open_recorded("bi-encoder", self.name, source, precision, cache)
         if found is None:
             return False
@@ -108,9 +108,9 @@ class BiEncoder(Embeddings):
         return self.embed_documents([text])[0]
 
     def embed_float32(self, texts: list[str]) -> list[list[float]]:
-        """Vectors for cosines compared with a fixed threshold (`rag.evidence.AttributionRule`, measured in float32),
-        which int8's noise (about 0.03 in cosine) would move: where the encoder searches in int8 or bfloat16, a
-        float32 copy computes them (opened on first use; one exists wherever `auto` or `int8` built the copies); in
+        """Vectors for cosines compared with a fixed threshold (`rag.answers.evidence.AttributionRule`, measured in
+        float32), which int8's noise (about 0.03 in cosine) would move: where the encoder searches in int8 or bfloat16,
+        a float32 copy computes them (opened on first use; one exists wherever `auto` or `int8` built the copies); in
         float32, the encoder itself. A bfloat16 asked for by name (no copies built) stays bfloat16."""
         if self._open_float32 is None or not texts:
             return self.embed_documents(texts)
@@ -124,7 +124,7 @@ class BiEncoderPairScorer(BaseCrossEncoder):
     """The bi-encoder behind the cross-encoder's interface: a pair scores the cosine of its two embeddings.
 
     It scores the evidence sentences of a question answered without the cross-encoder, and attributes the
-    answer's sentences to chunks whatever the ranking (rag/evidence.py, `AttributionRule`). Its vectors are
+    answer's sentences to chunks whatever the ranking (rag/answers/evidence.py, `AttributionRule`). Its vectors are
     float32's (`BiEncoder.embed_float32`), the format that rule's threshold was measured in.
     """
 
@@ -151,7 +151,7 @@ class DeferredBiEncoder(Embeddings):
 
     Commands that only read or remove records (`docs`, `delete`, `repair`) open the store with it and never load the
     model, which otherwise costs them about ten seconds. The store's provenance check needs only the name and the
-    dimension, which the model folder's configuration declares (`rag.models.declared_dimension`); where it does
+    dimension, which the model folder's configuration declares (`rag.encoders.models.declared_dimension`); where it does
     not, asking for the dimension loads the model.
     """
 

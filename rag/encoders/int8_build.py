@@ -1,7 +1,7 @@
 """Building an encoder's copies (OpenVINO int8 and float32, ONNX Runtime int8 and float32): convert, quantize,
 check against torch, time.
 
-`rag.quantize.load_int8` calls `build` once per model and source hash, under a file lock; everything here runs
+`rag.encoders.quantize.load_int8` calls `build` once per model and source hash, under a file lock; everything here runs
 only then (and in the benchmarks and tests that read the calibration file). The result is the folder's
 `model.xml` (int8), `model-float32.xml`, ONNX Runtime's two files and `provenance.json` (what was built from what,
 each copy's check, the timings).
@@ -145,7 +145,7 @@ def build(kind: Kind, source: str, folder: Path, tokenizer, max_length: int, wan
 
 
 def _build_onnxruntime(kind: Kind, source: str, folder: Path, example: dict[str, np.ndarray]) -> dict:
-    """The ONNX Runtime copies (rag/onnx_copy.py): what they are and their build time, or why they were not built."""
+    """The ONNX Runtime copies (rag/encoders/onnx_copy.py): what they are and their build time, or why they were not built."""
     started = time.perf_counter()
     try:
         onnx_copy.build(_torch_model(kind, source, attn_implementation="eager"), source, folder, example)

@@ -4,8 +4,8 @@ The chunk collection records which embedding model and dimension built it and re
 registry collection holds one record per document; a document counts as present only once its record is written
 (the commit point of an ingest), so chunks without a matching record are leftovers of an interrupted write.
 After each registry write, `committed` adds a record to a change-log collection (so that every app on a Chroma server
-can tell that the documents changed) and updates the store's BM25 keyword index (`rag.keyword_index`, a local file:
-inside the store's folder, or in RAG_KEYWORD_INDEX_DIR with a server), which `rag.hybrid` keeps in step.
+can tell that the documents changed) and updates the store's BM25 keyword index (`rag.retrieval.keyword_index`, a local
+file: inside the store's folder, or in RAG_KEYWORD_INDEX_DIR with a server), which `rag.retrieval.hybrid` keeps in step.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from typing import Any
 
 from langchain_core.documents import Document
 
+from ..errors import EmbedderMismatch, RagError, StoreBusy, StoreUnavailable
+from ..settings import Settings
 from .embeddings import BiEncoder
-from .errors import EmbedderMismatch, RagError, StoreBusy, StoreUnavailable
 from .keyword_index import BM25Index
-from .settings import Settings
 
 SCHEMA_VERSION = 1
 WRITE_BATCH = 256
@@ -228,8 +228,8 @@ class Store:
         apps on the same store, and updates the keyword index in one transaction of its own.
 
         The index records the new change mark only if it matched the mark just before this change and no one else
-        wrote meanwhile; otherwise `rag.hybrid.catch_up` reconciles it on its next search. A crash before the index
-        write leaves it behind, never ahead: its mark then differs from the store's, or the next open reconciles.
+        wrote meanwhile; otherwise `rag.retrieval.hybrid.catch_up` reconciles it on its next search. A crash before the
+        index write leaves it behind, never ahead: its mark then differs from the store's, or the next open reconciles.
         """
         before = self.keywords.synced()
         with self.translate_errors():

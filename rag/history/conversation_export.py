@@ -16,10 +16,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..answers.declines import DECLINED, UNSUPPORTED_ANSWER, sources_heading
+from ..results import Source
+from ..text import model_label
 from .conversations import Conversation, SavedTurn, SourceState, now
-from .declines import DECLINED, UNSUPPORTED_ANSWER, sources_heading
-from .results import Source
-from .text import model_label
 
 FORMAT = "rag-conversation"
 VERSION = 1

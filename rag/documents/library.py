@@ -24,10 +24,10 @@ from typing import Literal
 from langchain_core.documents import Document
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from .errors import RagError, RejectedDocument, UnknownDocument
+from ..errors import RagError, RejectedDocument, UnknownDocument
+from ..retrieval.store import DocumentRecord, Store
+from ..settings import Settings
 from .loaders import LoadedDocument, load_document
-from .settings import Settings
-from .store import DocumentRecord, Store
 
 Status = Literal["added", "unchanged", "replaced", "rejected"]
 MAX_NAME = 200

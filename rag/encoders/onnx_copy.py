@@ -7,8 +7,8 @@ operators (Attention, BiasGelu); that graph is the float32 copy (`FLOAT32_FILE`)
 faster than OpenVINO's float32. Quantized *dynamically* it is the int8 copy (`FILE`): weights int8 per output
 channel, each activation's range taken at run time from the sequence computed (`open_session` runs one at a time).
 It needs no calibration set. Dynamic int8 is known to move rankings, so it is held to the same check as every copy
-(`rag.int8_build`: 29 of 30 top-3 chunks on pools it never saw) and `auto` takes it only where it passed and was
-the fastest on this CPU; and only for the kinds of encoder in `quantize.ORT_INT8_KINDS`, those for which it also
+(`rag.encoders.int8_build`: 29 of 30 top-3 chunks on pools it never saw) and `auto` takes it only where it passed and
+was the fastest on this CPU; and only for the kinds of encoder in `quantize.ORT_INT8_KINDS`, those for which it also
 kept the rankings on SciFact.
 
 Residual adds and layer norms stay two operators (Add, LayerNormalization): ONNX Runtime's fused

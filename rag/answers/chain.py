@@ -24,12 +24,12 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda
 
+from ..results import Evidence, Ranking, Source
+from ..retrieval.rerank import BI_RANK, BI_SCORE, CE_RANK, CE_SCORE
+from ..settings import Settings
 from .declines import not_covered
 from .evidence import EvidenceCompressor
 from .prompt import build_messages
-from .rerank import BI_RANK, BI_SCORE, CE_RANK, CE_SCORE
-from .results import Evidence, Ranking, Source
-from .settings import Settings
 
 
 def as_input(value: str | dict) -> dict:

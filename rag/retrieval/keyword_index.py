@@ -6,7 +6,8 @@ has a `SparseVectorIndexConfig` with `ChromaBm25EmbeddingFunction` is refused bo
 documented as working only on distributed and hosted Chroma. SQLite FTS5 was tried next: its `bm25()` is built in,
 but it scores every chunk that shares any word with the question, and questions always have common words: in a
 one-off trial on 100,000 synthetic chunks (on the shared CPU while it was loaded) it took 300 ms per query, 150 ms
-with words in over half the chunks dropped, which also changed the ranking. `bm25s` is fast but static: any ingest or delete means a rebuild. So:
+with words in over half the chunks dropped, which also changed the ranking. `bm25s` is fast but static: any ingest or
+delete means a rebuild. So:
 
 - the file holds every committed chunk's text and metadata and the (name, hash) of each document it covers, written
   in one SQLite transaction per change: the index is never half-written and survives restarts;
@@ -17,7 +18,7 @@ with words in over half the chunks dropped, which also changed the ranking. `bm2
 - another process writing the same file (the CLI beside the app, both on one Chroma server) is noticed by SQLite's
   `PRAGMA data_version`, and the memory catches up from the file.
 
-This module knows nothing of Chroma: `rag.hybrid` keeps it in step with the store's document registry.
+This module knows nothing of Chroma: `rag.retrieval.hybrid` keeps it in step with the store's document registry.
 """
 
 from __future__ import annotations
@@ -147,8 +148,9 @@ class BM25Index:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.RLock()
-        self.sync_lock = threading.Lock()  # held by rag.hybrid.catch_up, so that one thread reconciles at a time
-        self.checked = False  # set by rag.hybrid.catch_up once it has compared the index with the registry
+        # held by rag.retrieval.hybrid.catch_up, so that one thread reconciles at a time
+        self.sync_lock = threading.Lock()
+        self.checked = False  # set by rag.retrieval.hybrid.catch_up once it has compared the index with the registry
         self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash loses at most the last commit, never consistency

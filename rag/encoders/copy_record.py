@@ -1,7 +1,7 @@
 """Running an encoder's copy without torch: what it needs from sentence-transformers, recorded beside the copies.
 
-A process that loads an encoder in one of its copies (rag/quantize.py) does so through sentence-transformers, and
-then records in the copies' folder what running the copy takes from that library: the tokenizer (`tokenizer.json`,
+A process that loads an encoder in one of its copies (rag/encoders/quantize.py) does so through sentence-transformers,
+and then records in the copies' folder what running the copy takes from that library: the tokenizer (`tokenizer.json`,
 the Rust tokenizer the library itself calls), the input limit, the input names and padding id, and by kind the
 embedding size or the function of the logit. A later process that finds the copies built for the same model, and
 this record written with the same library versions, runs the copy from the record: it never imports torch,
@@ -130,7 +130,7 @@ def read_record(files: dict[str, Path]) -> tuple[RunRecord, CopyTokenizer] | Non
 
 
 class CopyTokenizer:
-    """A recorded Rust tokenizer, called as the copies call the Hugging Face one (`rag.quantize.Encoder`, the
+    """A recorded Rust tokenizer, called as the copies call the Hugging Face one (`rag.encoders.quantize.Encoder`, the
     cross-encoder): texts, or questions and passages as pairs, truncated longest-first to the recorded input limit,
     unpadded, as lists per input name."""
 

@@ -28,10 +28,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from .errors import ConversationsError, UnreadableConversations
-from .files import move_aside as move_file_aside
-from .results import Answer, AnswerSentence, Evidence, Source, Timings
-from .text import snippet
+from ..errors import ConversationsError, UnreadableConversations
+from ..files import move_aside as move_file_aside
+from ..results import Answer, AnswerSentence, Evidence, Source, Timings
+from ..text import snippet
 
 SCHEMA_VERSION = 2  # 2: turns.rerank_notice
 APPLICATION_ID = 0x52414743  # "RAGC": tells our file from any other SQLite database at the same path
@@ -138,7 +138,7 @@ class Conversation:
 
 
 class ChunkLookup(Protocol):
-    """What `source_states` needs of the document store (`rag.store.Store` has both)."""
+    """What `source_states` needs of the document store (`rag.retrieval.store.Store` has both)."""
 
     def chunk_ids(self, where: dict[str, Any] | None = None) -> list[str]: ...
 
@@ -389,8 +389,8 @@ def _source(row: Iterable[Any]) -> Source:
 def source_states(store: ChunkLookup, turns: Iterable[SavedTurn]) -> dict[str, SourceState]:
     """chunk id -> "current", "replaced" or "deleted" for every source of `turns`, against the store as it is now.
 
-    A chunk id is a hash of its document's content (`rag.library.split_document`), so a chunk whose id the store no
-    longer holds belongs to a document that was since replaced (its name is still there) or deleted (gone).
+    A chunk id is a hash of its document's content (`rag.documents.library.split_document`), so a chunk whose id the
+    store no longer holds belongs to a document that was since replaced (its name is still there) or deleted (gone).
     """
     sources = [s for t in turns for s in t.sources]
     if not sources:

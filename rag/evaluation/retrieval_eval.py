@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .errors import RagError
-from .library import clean_name, expand_paths
+from ..documents.library import clean_name, expand_paths
+from ..errors import RagError
+from ..results import Ranking, Source
+from ..settings import Settings
 from .metrics import dedupe, mrr_at_k, ndcg_at_k, percentile, recall_at_k
-from .results import Ranking, Source
-from .settings import Settings
 
 MODES = ("dense", "rerank", "hybrid", "hybrid-rerank")
 Level = Literal["doc", "chunk"]

@@ -7,7 +7,7 @@
 
 `RerankingRetriever` is LangChain's `ContextualCompressionRetriever` (which now lives in the legacy langchain-classic
 package) written against langchain-core alone. Both are plain `BaseRetriever`s: `invoke`, `batch`, their async forms
-and callbacks work as for any retriever, and they compose into LCEL chains (`rag/chain.py`).
+and callbacks work as for any retriever, and they compose into LCEL chains (`rag/answers/chain.py`).
 """
 
 from __future__ import annotations
@@ -16,16 +16,13 @@ import time
 from typing import Any
 from uuid import UUID
 
-from langchain_core.callbacks import (
-    AsyncCallbackManagerForRetrieverRun,
-    BaseCallbackHandler,
-    CallbackManagerForRetrieverRun,
-)
+from langchain_core.callbacks import (AsyncCallbackManagerForRetrieverRun, BaseCallbackHandler,
+                                      CallbackManagerForRetrieverRun)
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from .errors import NoDocuments
+from ..errors import NoDocuments
 from .hybrid import KeywordIndex, committed_hits, fuse
 from .rerank import BI_RANK, BI_SCORE
 from .store import Store

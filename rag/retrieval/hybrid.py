@@ -1,8 +1,8 @@
 """Keyword search beside the bi-encoder: BM25 over the store's committed chunks, fused with the dense ranking by
 reciprocal-rank fusion (RRF), as LangChain's docs now show it done by hand.
 
-The BM25 index is the store's (`Store.keywords`, `rag.keyword_index`): a local SQLite file that each write of the
-library updates in the same step as the document registry (`Store.committed`). The registry in Chroma stays the
+The BM25 index is the store's (`Store.keywords`, `rag.retrieval.keyword_index`): a local SQLite file that each write of
+the library updates in the same step as the document registry (`Store.committed`). The registry in Chroma stays the
 truth; this module keeps the index in step with it:
 
 - every committed write also adds a record to the store's change log (a Chroma collection), so an index can tell

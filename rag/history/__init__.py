@@ -1,0 +1,2 @@
+"""Saved chat conversations, and their export to Markdown and JSON.
+"""
