@@ -135,7 +135,7 @@ def test_bfloat16_encoders_rank_like_float32_ones(stocked, settings):
 
 
 def test_pairs_are_batched_by_length_so_that_padding_wastes_little():
-    from rag.retrieval.rerank import length_buckets
+    from rag.encoders.batches import length_buckets
 
     lengths = [100, 250, 240, 90, 245, 120, 256]
     batches = length_buckets(lengths, max_batch=32, max_padding=0.1)

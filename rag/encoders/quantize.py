@@ -32,6 +32,8 @@ from typing import Literal
 
 import numpy as np
 
+from .batches import length_buckets, pad_batch
+
 Kind = Literal["cross-encoder", "bi-encoder"]
 FORMATS = ("auto", "float32", "bfloat16", "int8")
 CALIBRATION = Path(__file__).resolve().parent / "data" / "calibration.jsonl.gz"
@@ -323,8 +325,6 @@ class Encoder:
     def features(self, texts: Sequence[tuple[str, str]] | Sequence[str],
                  batch_size: int = 32) -> list[tuple[list[int], dict]]:
         """(indexes, padded arrays) per batch of inputs of similar length."""
-        from ..retrieval.rerank import length_buckets, pad_batch
-
         encoded = self._tokenize(texts)
         pad = self.tokenizer.pad_token_id or 0
         return [(batch, pad_batch(encoded, batch, pad))
@@ -332,8 +332,6 @@ class Encoder:
 
     def padded(self, texts: Sequence[tuple[str, str]] | Sequence[str]) -> dict[str, np.ndarray]:
         """All inputs in one batch, padded to the longest."""
-        from ..retrieval.rerank import pad_batch
-
         return pad_batch(self._tokenize(texts), range(len(texts)), self.tokenizer.pad_token_id or 0)
 
     def scores(self, forward: Forward, pool: tuple[str, list[str]]) -> list[float]:

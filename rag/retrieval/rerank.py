@@ -18,6 +18,7 @@ from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict
 
+from ..encoders.batches import length_buckets, pad_batch
 from ..encoders.copy_record import activate, activation_name, open_recorded, write_record
 from ..encoders.models import describe_load_failure, quiet_model_loading, resolve_model, torch_dtype
 from ..encoders.quantize import choose_format, format_name, load_int8, open_copy
@@ -129,42 +130,6 @@ class SentenceTransformerCrossEncoder(BaseCrossEncoder):
             logits = self._forward(pad_batch(encoded, batch, self._tokenizer.pad_token_id or 0))
             out[batch] = np.asarray(logits, dtype=np.float32).reshape(len(batch), -1)[:, 0]
         return out
-
-
-def pad_batch(encoded, indexes: Sequence[int], pad_id: int) -> dict[str, np.ndarray]:
-    """The tokenized pairs at `indexes` as int64 arrays, right-padded to the longest of them (no more)."""
-    width = max(len(encoded["input_ids"][i]) for i in indexes)
-    out = {}
-    for key in encoded.keys():
-        fill = pad_id if key == "input_ids" else 0
-        array = np.full((len(indexes), width), fill, dtype=np.int64)
-        for row, i in enumerate(indexes):
-            values = encoded[key][i]
-            array[row, : len(values)] = values
-        out[key] = array
-    return out
-
-
-def length_buckets(lengths: Sequence[int], max_batch: int = 32, max_padding: float = 0.1) -> list[list[int]]:
-    """Indexes grouped, longest first, so that padding to a batch's longest pair wastes at most `max_padding`.
-
-    A batch is padded to its longest sequence; one batch of a short and a long chunk computes the short one at the
-    long one's length. Chunks of one size with a short last chunk per document are the common case.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    start = 0
-    while start < len(order):
-        longest, total, end = lengths[order[start]], lengths[order[start]], start + 1
-        while end < len(order) and end - start < max_batch:
-            padded = (end - start + 1) * longest
-            if padded - (total + lengths[order[end]]) > max_padding * padded:
-                break
-            total += lengths[order[end]]
-            end += 1
-        batches.append(order[start:end])
-        start = end
-    return batches
 
 
 class RememberingCrossEncoder(BaseCrossEncoder):
