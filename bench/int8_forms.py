@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import DEFAULT_RERANKER, SCIFACT, cpu_description, split_as_the_app_does  # noqa: E402
 from rag.encoders import onnx_copy  # noqa: E402
+from rag.encoders.int8_build import top3  # noqa: E402
 from rag.encoders.models import resolve_model  # noqa: E402
 from rag.encoders.quantize import ORT_FLOAT32, ORT_INT8, Encoder, load_int8  # noqa: E402
 from rag.evaluation.metrics import dedupe, ndcg_at_k  # noqa: E402
@@ -136,13 +137,11 @@ def main() -> None:
     pools = np.argsort(-(queries @ vectors.T), axis=1)[:, :20].tolist()
 
     torch_float32 = SentenceTransformerCrossEncoder(args.reranker, precision="float32")
-    tokenize = torch_float32._tokenizer
-    reference = [torch_float32.logits(tokenize([test.questions[q]] * 20, [texts[j] for j in pools[i]], truncation=True,
-                                               max_length=torch_float32._max_tokens)).tolist()
-                 for i, q in enumerate(qids)]
+    encoder = Encoder("cross-encoder", torch_float32._tokenizer, torch_float32._max_tokens)
+    pool_texts = [(test.questions[q], [texts[j] for j in pools[i]]) for i, q in enumerate(qids)]
+    reference = [encoder.scores(torch_float32._forward, pool) for pool in pool_texts]  # logits, as the copies give
     copies = load_int8("cross-encoder", args.reranker, resolve_model(args.reranker), settings.quantized_cache,
                        torch_float32._tokenizer, torch_float32._max_tokens)
-    encoder = Encoder("cross-encoder", torch_float32._tokenizer, torch_float32._max_tokens)
     with tempfile.TemporaryDirectory() as work:
         files = {"float32": copies.files[ORT_FLOAT32], "dynamic int8": copies.files[ORT_INT8]}
         for name, (bits, kind) in PER_TOKEN.items():
@@ -154,21 +153,17 @@ def main() -> None:
         for _ in range(2):  # two rounds; within a pool the forms alternate, so that load drifts hit them alike
             for name in forwards:
                 scores[name] = []
-            for i, q in enumerate(qids):
-                pool = (test.questions[q], [texts[j] for j in pools[i]])
+            for pool in pool_texts:
                 for name, forward in forwards.items():
                     started = time.perf_counter()
                     scores[name].append(encoder.scores(forward, pool))
                     times[name].append((time.perf_counter() - started) * 1000)
 
-    def top3(values: list[float]) -> set[int]:
-        return set(np.argsort(-np.asarray(values))[:3].tolist())
-
     report = {"cpu": cpu_description(), "claims": len(qids), "pool": 20, "forms": {}}
     print(f"\n| form | top-3 chunks, first 10 claims | all {len(qids)} claims | mean abs logit change | "
           f"nDCG@10 (pool of 20) | ms per pool, p50 |\n|---|---|---|---|---|---|")
     for name, got in [("torch float32", reference), *scores.items()]:
-        same = [len(top3(a) & top3(b)) for a, b in zip(got, reference)]
+        same = [len(set(top3(a)) & set(top3(b))) for a, b in zip(got, reference)]
         ndcg = statistics.fmean(ndcg_at_k(dedupe([sources[pools[i][k]] for k in np.argsort(-np.asarray(s))]),
                                           test.qrels[q], 10) for i, (q, s) in enumerate(zip(qids, got)))
         change = statistics.fmean(abs(x - y) for a, b in zip(got, reference) for x, y in zip(a, b))
